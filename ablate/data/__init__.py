@@ -1,0 +1,34 @@
+"""Datasets and loaders: ``load_dataset(name, root=..., seed=..., **options)`` and ``make_loader``.
+
+Registered datasets (``list_datasets()``): ``alignment`` (generated, the embedded default),
+``position`` (generated control), ``cifar10``, ``cifar100``, ``imagefolder``, ``digits``
+(needs scikit-learn). Importing this package pulls in only numpy and torch; PIL and sklearn
+are imported when an image folder is read or the digits are loaded.
+"""
+from ablate.data.registry import (
+    LOADER_KEYS,
+    DataBundle,
+    dataset_options,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+    split_config,
+)
+from ablate.data.tensor import TensorImageDataset
+from ablate.data.loader import augment_batch, make_loader
+
+# Imported for their @register_dataset side effect.
+from ablate.data import synthetic, cifar, imagefolder, digits  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "LOADER_KEYS",
+    "DataBundle",
+    "TensorImageDataset",
+    "augment_batch",
+    "dataset_options",
+    "list_datasets",
+    "load_dataset",
+    "make_loader",
+    "register_dataset",
+    "split_config",
+]

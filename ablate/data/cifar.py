@@ -1,0 +1,110 @@
+"""CIFAR-10 and CIFAR-100 from the official "python version" pickles (no download).
+
+Layout (as extracted from the tarballs at https://www.cs.toronto.edu/~kriz/cifar.html):
+``<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}`` and
+``<root>/cifar-100-python/{train, test, meta}``. Each batch is a pickled dict (written by
+Python 2, hence bytes keys) with ``data`` (N×3072 uint8, channel-major 32×32) and
+``labels`` (CIFAR-10) or ``fine_labels``/``coarse_labels`` (CIFAR-100). The official test
+set is ablate's ``val`` split, as in the CA paper's CIFAR-size baselines.
+
+Security note: pickle executes code from the file; only point ``root`` at the official data.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ablate.data._checks import check_choice, check_optional_int
+from ablate.data.registry import DataBundle, register_dataset
+from ablate.data.tensor import TensorImageDataset, seeded_subset
+
+_URL = "https://www.cs.toronto.edu/~kriz/{}-python.tar.gz"
+# Per-channel mean/std of the training sets on the [0, 1] scale (the widely used values).
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    """A CIFAR pickle as a dict with str keys (the files have bytes keys)."""
+    with open(path, "rb") as fh:
+        raw = pickle.load(fh, encoding="bytes")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+def _names(values: list) -> tuple[str, ...]:
+    return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in values)
+
+
+def _images(owner: str, path: Path, data: Any) -> np.ndarray:
+    arr = np.asarray(data, dtype=np.uint8)
+    if arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{owner}: {path} holds data of shape {arr.shape}; expected N x 3072")
+    return arr.reshape(-1, 3, 32, 32)
+
+
+def _require(owner: str, folder: Path, files: tuple[str, ...], tarball: str, root: Path) -> None:
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{owner}: {folder / missing[0]} not found (looked in {folder}); ablate does not "
+            f"download: get {_URL.format(tarball)} and extract it into {root}"
+        )
+
+
+def _bundle(name: str, seed: int, n_train: int | None, n_val: int | None, xt, yt, xv, yv,
+            classes: tuple[str, ...], mean, std, folder: Path) -> DataBundle:
+    train, val = TensorImageDataset(xt, yt), TensorImageDataset(xv, yv)
+    # Seeded subsets let debug runs and quick sweeps use a slice of the real data.
+    idx_t = seeded_subset(name, "n_train", len(train), n_train, seed, 0)
+    idx_v = seeded_subset(name, "n_val", len(val), n_val, seed, 1)
+    return DataBundle(
+        train=train if idx_t is None else train.subset(idx_t),
+        val=val if idx_v is None else val.subset(idx_v),
+        num_classes=len(classes), in_chans=3, image_size=32, class_names=classes,
+        mean=mean, std=std, name=name, info={"source": str(folder)},
+    )
+
+
+@register_dataset("cifar10")
+def cifar10(*, root: Path | None, seed: int, n_train: int | None = None,
+            n_val: int | None = None) -> DataBundle:
+    """CIFAR-10: 50k train / 10k val (the test set), 32×32 RGB, 10 classes."""
+    n_train = check_optional_int("cifar10", "n_train", n_train, 1)
+    n_val = check_optional_int("cifar10", "n_val", n_val, 1)
+    if root is None:
+        raise ValueError("cifar10: root=None is not allowed; expected the dir holding cifar-10-batches-py")
+    folder = Path(root) / "cifar-10-batches-py"
+    batches = tuple(f"data_batch_{i}" for i in range(1, 6))
+    _require("cifar10", folder, batches + ("test_batch", "batches.meta"), "cifar-10", Path(root))
+    parts = [_unpickle(folder / b) for b in batches]
+    xt = np.concatenate([_images("cifar10", folder / b, p["data"]) for b, p in zip(batches, parts)])
+    yt = np.concatenate([np.asarray(p["labels"], dtype=np.int64) for p in parts])
+    test = _unpickle(folder / "test_batch")
+    xv = _images("cifar10", folder / "test_batch", test["data"])
+    yv = np.asarray(test["labels"], dtype=np.int64)
+    classes = _names(_unpickle(folder / "batches.meta")["label_names"])
+    return _bundle("cifar10", seed, n_train, n_val, xt, yt, xv, yv, classes,
+                   CIFAR10_MEAN, CIFAR10_STD, folder)
+
+
+@register_dataset("cifar100")
+def cifar100(*, root: Path | None, seed: int, n_train: int | None = None, n_val: int | None = None,
+             labels: str = "fine") -> DataBundle:
+    """CIFAR-100: 50k train / 10k val, 32×32 RGB; 100 fine (default) or 20 coarse classes."""
+    n_train = check_optional_int("cifar100", "n_train", n_train, 1)
+    n_val = check_optional_int("cifar100", "n_val", n_val, 1)
+    labels = check_choice("cifar100", "labels", labels, ("fine", "coarse"))
+    if root is None:
+        raise ValueError("cifar100: root=None is not allowed; expected the dir holding cifar-100-python")
+    folder = Path(root) / "cifar-100-python"
+    _require("cifar100", folder, ("train", "test", "meta"), "cifar-100", Path(root))
+    train, test = _unpickle(folder / "train"), _unpickle(folder / "test")
+    key = f"{labels}_labels"
+    xt, yt = _images("cifar100", folder / "train", train["data"]), np.asarray(train[key], np.int64)
+    xv, yv = _images("cifar100", folder / "test", test["data"]), np.asarray(test[key], np.int64)
+    classes = _names(_unpickle(folder / "meta")[f"{labels}_label_names"])
+    return _bundle("cifar100", seed, n_train, n_val, xt, yt, xv, yv, classes,
+                   CIFAR100_MEAN, CIFAR100_STD, folder)

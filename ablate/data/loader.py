@@ -1,0 +1,157 @@
+"""Batch loaders: reproducible shuffling and augmentation, normalisation, per epoch.
+
+:func:`make_loader` returns an object you iterate once per epoch, after ``set_epoch(epoch)``
+(the torch ``DistributedSampler`` convention: without it every pass repeats epoch 0's order
+and augmentation). Everything random is drawn from a generator seeded by ``(seed, epoch)``,
+so a resumed run sees exactly the batches an uninterrupted one would have seen.
+
+Two paths, one augmentation:
+- in-memory :class:`~ablate.data.tensor.TensorImageDataset`: whole batches are sliced from
+  the uint8 tensor and augmented as a batch in torch (no per-sample Python), which keeps a
+  CPU run's time in the model, not the data;
+- any other dataset (image folders): a torch ``DataLoader`` collates uint8 images (workers
+  allowed) and the same batch augmentation runs in the main process.
+Augmentation is the CIFAR recipe: random crop from a zero-padded image (``pad`` px each
+side) plus a horizontal flip with probability 1/2. Both keep "same row"/"same column"
+relations, which is why the alignment task can use them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ablate.data._checks import check_bool, check_int, check_stats
+from ablate.data.tensor import TensorImageDataset
+
+
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """A torch generator for ``(seed, epoch, stream)``; distinct triples give unrelated streams."""
+    # SeedSequence mixes the triple properly; seed*K+epoch would collide across seeds.
+    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int, hflip: bool) -> torch.Tensor:
+    """Random crop with zero padding + horizontal flip on a uint8 batch N,C,H,W, per sample."""
+    n, _, h, w = x.shape
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        rows = (oy[:, None] + torch.arange(h))[:, :, None]  # N,H,1
+        cols = (ox[:, None] + torch.arange(w))[:, None, :]  # N,1,W
+        # Advanced indices around a slice put the broadcast dims first: result is N,H,W,C.
+        x = padded[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    if hflip:
+        flip = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x.contiguous()
+
+
+class _EpochLoader:
+    """Shared state of both loaders: epoch, normalisation, augmentation settings."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, augment: bool,
+                 mean: Sequence[float], std: Sequence[float], drop_last: bool, pad: int, hflip: bool):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.augment, self.drop_last, self.pad, self.hflip = augment, drop_last, pad, hflip
+        self.epoch = 0
+        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        # (x/255 - mean)/std folded into one multiply-add on the batch.
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = -torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / std_t
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffle order and augmentation of ``epoch`` for the next pass."""
+        self.epoch = check_int("make_loader", "epoch", epoch, 0)
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def _finish(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.augment:
+            x = augment_batch(x, gen, self.pad, self.hflip)
+        x = torch.addcmul(self._shift, x.to(torch.float32), self._scale)
+        return x, y.to(torch.int64)
+
+
+class TensorBatchLoader(_EpochLoader):
+    """Fast path over a :class:`TensorImageDataset`: index-sliced batches, batch augmentation."""
+
+    def __init__(self, dataset: TensorImageDataset, **kw):
+        super().__init__(len(dataset), **kw)
+        self.images, self.labels = dataset.images, dataset.labels
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = epoch_generator(self.seed, self.epoch)
+        order = torch.randperm(self.n, generator=gen) if self.shuffle else None
+        for b in range(len(self)):
+            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
+            if order is None:
+                x, y = self.images[lo:hi], self.labels[lo:hi]
+            else:
+                idx = order[lo:hi]
+                x, y = self.images[idx], self.labels[idx]
+            yield self._finish(x, y, gen)
+
+
+class FolderBatchLoader(_EpochLoader):
+    """Fallback for map-style datasets read from disk: a seeded torch ``DataLoader``."""
+
+    def __init__(self, dataset: Dataset, num_workers: int, **kw):
+        super().__init__(len(dataset), **kw)
+        self.dataset, self.num_workers = dataset, num_workers
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        loader = DataLoader(
+            self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
+            drop_last=self.drop_last, num_workers=self.num_workers,
+            generator=epoch_generator(self.seed, self.epoch, stream=0),
+        )
+        # A separate stream: the order must not depend on how many draws augmentation makes.
+        aug = epoch_generator(self.seed, self.epoch, stream=1)
+        for x, y in loader:
+            yield self._finish(x, torch.as_tensor(y), aug)
+
+
+def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, augment: bool,
+                mean: Sequence[float], std: Sequence[float], drop_last: bool = False,
+                num_workers: int = 0, pad: int = 2, hflip: bool = True) -> _EpochLoader:
+    """A re-iterable loader yielding ``(x float32 N,C,H,W normalised, y int64 N)``.
+
+    Args:
+        dataset: a DataBundle's ``train`` or ``val`` (uint8 images), or a ``Subset`` of one.
+        batch_size: samples per batch (the last batch may be smaller unless ``drop_last``).
+        shuffle: draw a new order each epoch (seeded by ``(seed, epoch)``).
+        seed: seeds order and augmentation; the run seed.
+        augment: random crop (zero padding ``pad``) + horizontal flip (if ``hflip``).
+        mean, std: per-channel normalisation on the [0, 1] scale (the bundle's).
+        drop_last: drop a final incomplete batch (keeps BatchNorm away from tiny batches).
+        num_workers: worker processes for disk datasets; ignored on the in-memory path.
+        pad: crop padding in pixels (CIFAR recipe: 4 at 32 px; 2 suits 24 px alignment).
+        hflip: flip horizontally in augmentation (turn off where left/right is the label).
+    """
+    owner = "make_loader"
+    batch_size = check_int(owner, "batch_size", batch_size, 1)
+    seed = check_int(owner, "seed", seed, 0, 2**63 - 1)
+    num_workers = check_int(owner, "num_workers", num_workers, 0, 256)
+    pad = check_int(owner, "pad", pad, 0, 64)
+    shuffle, augment = check_bool(owner, "shuffle", shuffle), check_bool(owner, "augment", augment)
+    drop_last, hflip = check_bool(owner, "drop_last", drop_last), check_bool(owner, "hflip", hflip)
+    if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorImageDataset):
+        dataset = dataset.dataset.subset(dataset.indices)
+    chans = getattr(dataset, "in_chans", None)
+    mean = check_stats(owner, "mean", mean, chans, positive=False)
+    std = check_stats(owner, "std", std, len(mean), positive=True)
+    if len(dataset) == 0:
+        raise ValueError(f"{owner}: dataset is empty; expected at least one sample")
+    kw = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment, mean=mean,
+              std=std, drop_last=drop_last, pad=pad, hflip=hflip)
+    if isinstance(dataset, TensorImageDataset):
+        return TensorBatchLoader(dataset, **kw)
+    return FolderBatchLoader(dataset, num_workers=num_workers, **kw)
