@@ -1,0 +1,6 @@
+"""``python -m ablate ...`` == ``ablate ...``."""
+import sys
+
+from ablate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,145 @@
+"""The ``ablate`` command: ``train``, ``sweep``, ``table`` (more sub-commands register below).
+
+Bad input (an unknown sweep, table, group option or knob value) ends the command with one line
+``ablate: error: ...`` and exit status 2, before any run starts.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Callable, Optional
+
+# sub-command -> "module:function"; each function takes the argv after the sub-command.
+COMMANDS: dict[str, str] = {
+    "train": "ablate.cli:train_main",
+    "sweep": "ablate.cli:sweep_main",
+    "table": "ablate.cli:table_main",
+}
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+
+
+def train_main(argv: list[str]) -> int:
+    """``ablate train [overrides]``: one run. ``-m``/Hydra flags go through Hydra's own main."""
+    if any(a in ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--info", "--hydra-help") or a.startswith("hydra/") for a in argv):
+        return _hydra_main(argv)
+    from ablate.config import compose
+    from ablate.train.run import run
+
+    rec = run(compose(argv))
+    return 0 if rec["status"] == "completed" else 1
+
+
+def _hydra_main(argv: list[str]) -> int:
+    import hydra
+
+    from ablate.config import config_dir
+
+    @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+    def task(cfg) -> Optional[float]:
+        from ablate.train.run import run
+
+        try:
+            rec = run(cfg)
+        except ValueError as exc:
+            print(f"ablate: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return rec.get("top1")
+
+    sys.argv = ["ablate train", *argv]
+    task()
+    return 0
+
+
+def sweep_main(argv: list[str]) -> int:
+    """``ablate sweep NAME [overrides]``: run a sweep's missing runs, then print its table."""
+    p = argparse.ArgumentParser(prog="ablate sweep", description="Run the runs of sweeps/NAME.yaml that are not done yet.")
+    p.add_argument("name", nargs="?", help="a sweep in sweeps/ (or a path to a sweep YAML)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides applied to every run, e.g. trainer.epochs=1")
+    p.add_argument("--list", action="store_true", help="list the sweeps and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the planned runs and their status; run nothing")
+    p.add_argument("--no-table", action="store_true", help="do not print the sweep's table at the end")
+    args = p.parse_args(argv)
+    from ablate.sweep import list_sweeps, load_sweep
+
+    if args.list or not args.name:
+        for name in list_sweeps():
+            print(f"{name:20s} {load_sweep(name).description}")
+        return 0
+    from ablate.sweep.launchers import get_launcher
+    from ablate.sweep.runner import pending, plan_sweep, write_manifest
+
+    spec = load_sweep(args.name)
+    runs = plan_sweep(spec, args.overrides)
+    todo = pending(runs)
+    first = runs[0].plan.config
+    launcher = get_launcher(first["launcher"])
+    write_manifest(spec, runs, first["paths"]["sweeps_dir"], args.overrides)
+    logging.getLogger("ablate").info("sweep %s: %d runs, %d to run, launcher %s", spec.name, len(runs), len(todo), launcher.name)
+    if args.dry_run:
+        for r in runs:
+            print(f"{r.key}  {r.plan.store.status(r.key) or 'missing':10s} {' '.join(r.overrides)}")
+        return 0
+    launcher.launch(todo)
+    if spec.table and not args.no_table:
+        return table_main([spec.table, *args.overrides])
+    return 0
+
+
+def table_main(argv: list[str]) -> int:
+    """``ablate table SPEC [overrides]``: build analysis/SPEC.yaml from the results store."""
+    p = argparse.ArgumentParser(prog="ablate table", description="Build a paper-style table from finished runs.")
+    p.add_argument("spec", nargs="?", help="a table spec in analysis/ (or a path to a spec YAML)")
+    p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/data/ablate")
+    p.add_argument("--list", action="store_true", help="list the table specs and exit")
+    args = p.parse_args(argv)
+    from ablate.report import build_table, list_tables, load_table_spec
+
+    if args.list or not args.spec:
+        print("\n".join(list_tables()))
+        return 0
+    from ablate.config import compose
+    from ablate.report.table import print_table, write_table
+    from ablate.sweep.runner import read_manifest
+    from ablate.track.store import RunDirStore
+
+    spec = load_table_spec(args.spec)
+    paths = compose([o for o in args.overrides if o.startswith("paths.")]).paths
+    manifest = read_manifest(paths.sweeps_dir, spec.sweep) if spec.sweep else None
+    store = RunDirStore(manifest["runs_dir"] if manifest and manifest.get("runs_dir") else paths.runs_dir)
+    if manifest:
+        records = [r for r in (store.get(e["run_key"]) for e in manifest["runs"]) if r]
+        table = build_table(spec, records, expected=manifest["runs"])
+    else:
+        table = build_table(spec, store.records(spec.where))
+    print_table(table)
+    for path in write_table(table, paths.tables_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: ablate {" + ",".join(COMMANDS) + "} ...\n\n" + (__doc__ or "").strip())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"ablate: error: unknown command {name!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    module, func = COMMANDS[name].split(":")
+    fn: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
+    try:
+        return fn(rest)
+    except ValueError as exc:
+        print(f"ablate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

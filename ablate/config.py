@@ -1,0 +1,89 @@
+"""Where the config tree lives and how ablate composes it.
+
+`conf/` (one run), `sweeps/` (sets of runs) and `analysis/` (tables) sit at the project root.
+The root is found from ``ABLATE_PROJECT``, else by walking up from the working directory,
+else next to the installed package (editable installs), so ``ablate`` works from any
+sub-directory of a checkout.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from omegaconf import DictConfig, OmegaConf
+
+PRIMARY = "train"  # conf/train.yaml
+
+
+def project_root() -> Path:
+    """The directory that holds ``conf/train.yaml``."""
+    env = os.environ.get("ABLATE_PROJECT")
+    if env:
+        root = Path(env).resolve()
+        if not (root / "conf" / f"{PRIMARY}.yaml").is_file():
+            raise ValueError(f"ABLATE_PROJECT={env!r} has no conf/{PRIMARY}.yaml")
+        return root
+    here = Path.cwd().resolve()
+    for cand in (here, *here.parents):
+        if (cand / "conf" / f"{PRIMARY}.yaml").is_file():
+            return cand
+    pkg_parent = Path(__file__).resolve().parent.parent
+    if (pkg_parent / "conf" / f"{PRIMARY}.yaml").is_file():
+        return pkg_parent
+    raise ValueError(
+        f"no ablate project found: no conf/{PRIMARY}.yaml above {here}; "
+        "run from a checkout or set ABLATE_PROJECT"
+    )
+
+
+def config_dir() -> Path:
+    return project_root() / "conf"
+
+
+def compose(overrides: Iterable[str] = ()) -> DictConfig:
+    """Compose ``conf/train.yaml`` with Hydra overrides, exactly as ``ablate train`` would.
+
+    Unknown groups, options or keys raise a one-line ``ValueError`` naming the bad value
+    and, for a group option, the options that exist.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        try:
+            return hydra_compose(config_name=PRIMARY, overrides=overrides)
+        except MissingConfigException as exc:
+            raise ValueError(_first_line(exc)) from None
+        except (HydraException, OmegaConfBaseException) as exc:
+            raise ValueError(f"bad override in {overrides}: {_first_line(exc)}") from None
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group, e.g. ``group_options("attention")``."""
+    gdir = config_dir() / group
+    return sorted(p.stem for p in gdir.glob("*.yaml"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    # Hydra lists the available options on following lines; fold them into one line.
+    if len(lines) > 1 and lines[1].lower().startswith("available options"):
+        opts = ", ".join(ln.lstrip("- ").strip() for ln in lines[2:] if ln.startswith(("-", "\t")) or ln)
+        return f"{lines[0]} allowed: {opts}"
+    return " ".join(lines)
+
+
+def to_container(cfg: DictConfig) -> dict:
+    """Resolved plain-dict view of a run config (no ``hydra`` node)."""
+    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    data.pop("hydra", None)
+    return data

@@ -1,0 +1,70 @@
+"""Plan a sweep (compose + validate every run, before any compute) and launch what is left."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ablate.config import compose
+from ablate.io import read_json, write_json
+from ablate.sweep.spec import SweepSpec
+from ablate.train.run import FINAL_STATUSES, RunPlan, prepare
+
+log = logging.getLogger("ablate")
+
+
+@dataclass
+class PlannedRun:
+    """One run of a sweep: its command-line overrides and its validated plan."""
+
+    overrides: list[str]
+    plan: RunPlan
+
+    @property
+    def key(self) -> str:
+        return self.plan.key
+
+
+def plan_sweep(spec: SweepSpec, extra: list[str] | tuple = ()) -> list[PlannedRun]:
+    """Compose and validate every run; duplicates (same run key) are planned once."""
+    runs, seen = [], set()
+    for overrides in spec.expand(extra):
+        try:
+            plan = prepare(compose(overrides))
+        except ValueError as exc:
+            raise ValueError(f"sweep {spec.name!r}, run [{' '.join(overrides)}]: {exc}") from None
+        if plan.key not in seen:
+            seen.add(plan.key)
+            runs.append(PlannedRun(overrides, plan))
+    return runs
+
+
+def manifest_path(sweeps_dir: str | Path, name: str) -> Path:
+    return Path(sweeps_dir) / name / "manifest.json"
+
+
+def write_manifest(spec: SweepSpec, runs: list[PlannedRun], sweeps_dir: str | Path, extra=()) -> Path:
+    """Record which runs make up the sweep, so tables and `ablate status` can see holes."""
+    path = manifest_path(sweeps_dir, spec.name)
+    write_json(path, {
+        "sweep": spec.name, "table": spec.table, "extra_overrides": list(extra),
+        "runs_dir": str(runs[0].plan.run_dir.parent) if runs else None,
+        "runs": [{"run_key": r.key, "overrides": r.overrides, "config": r.plan.config} for r in runs],
+    })
+    return path
+
+
+def read_manifest(sweeps_dir: str | Path, name: str) -> Optional[dict]:
+    path = manifest_path(sweeps_dir, name)
+    return read_json(path) if path.exists() else None
+
+
+def pending(runs: list[PlannedRun]) -> list[PlannedRun]:
+    """The runs whose result does not stand yet (missing, failed, preempted, or forced)."""
+    todo = []
+    for r in runs:
+        status = r.plan.store.status(r.key)
+        if r.plan.force or status not in FINAL_STATUSES:
+            todo.append(r)
+    return todo

@@ -1,0 +1,84 @@
+"""Sweep files (``sweeps/<name>.yaml``), validated against a commented dataclass.
+
+A grid sweep is base overrides x the cartesian product of ``grid`` axes x ``seeds``. Each axis
+is a Hydra override key (a config group such as ``attention`` or a value such as
+``attention.reduction``), so every run of a sweep is exactly an ``ablate train`` command line.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ablate.config import project_root
+
+KINDS = ("grid",)
+
+
+@dataclass
+class SweepSpec:
+    """One study: which runs, and which table they feed."""
+
+    name: str = MISSING                         # the file's stem; also the W&B group
+    kind: str = "grid"                          # grid (the paper's ablation tables)
+    description: str = ""                       # one line for `ablate sweep --list`
+    table: Optional[str] = None                 # analysis/<table>.yaml built from this sweep
+    overrides: list[str] = field(default_factory=list)      # applied to every run
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # override key -> values
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per seed per cell
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"sweep {self.name!r}: unknown kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+        if not self.seeds:
+            raise ValueError(f"sweep {self.name!r}: seeds is empty; allowed: a list of integers >= 0")
+        for key, values in self.grid.items():
+            if not values:
+                raise ValueError(f"sweep {self.name!r}: grid axis {key!r} has no values")
+
+    def expand(self, extra: list[str] | tuple = ()) -> list[list[str]]:
+        """Every run's override list: base, then extra (command line), then axes and seed."""
+        axes = list(self.grid.items())
+        runs = []
+        for values in itertools.product(*(v for _, v in axes)):
+            cell = [f"{k}={_fmt(v)}" for (k, _), v in zip(axes, values)]
+            for seed in self.seeds:
+                runs.append([*self.overrides, *extra, *cell, f"seed={seed}", f"sweep={self.name}"])
+        return runs
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def sweeps_dir() -> Path:
+    return project_root() / "sweeps"
+
+
+def list_sweeps() -> list[str]:
+    return sorted(p.stem for p in sweeps_dir().glob("*.yaml"))
+
+
+def load_sweep(name: str) -> SweepSpec:
+    """Read and validate ``sweeps/<name>.yaml`` (a path to a YAML file works too)."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else sweeps_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown sweep {name!r}; allowed: {', '.join(list_sweeps()) or '(none in sweeps/)'}")
+    raw = OmegaConf.load(path)
+    raw.setdefault("name", path.stem)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SweepSpec), raw)
+        data = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"sweep {path.stem!r}: {str(exc).splitlines()[0]}") from None
+    return SweepSpec(**data)

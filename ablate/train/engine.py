@@ -1,0 +1,255 @@
+"""The training loop: plain arguments in, metrics out; no config objects below this line.
+
+``fit`` trains with SGD-style optimisers under a per-step warm-up + cosine schedule, evaluates
+every epoch, appends ``metrics.jsonl``, writes an atomic ``checkpoint.pt`` and resumes from it,
+so a run killed at any point continues to the same final metrics as an unbroken one (the data
+order depends only on (seed, epoch); the torch RNG state travels in the checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ablate.io import append_jsonl, atomic_write, torch_save
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite: the run ends with status ``diverged``."""
+
+
+class Pruned(RuntimeError):
+    """An epoch callback (Optuna's pruner) stopped the run: status ``pruned``."""
+
+
+class Preempted(RuntimeError):
+    """SIGTERM/SIGUSR1 arrived: the last epoch's checkpoint stands, the run can be resumed."""
+
+
+@dataclass
+class TrainerConfig:
+    """The ``trainer`` config group, validated (see conf/trainer/default.yaml for each key)."""
+
+    epochs: int = 5
+    warmup_epochs: float = 0.5
+    min_lr_ratio: float = 0.0
+    label_smoothing: float = 0.1
+    grad_clip: Optional[float] = None
+    device: str = "auto"
+    threads: Optional[int] = None
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint: bool = True
+    latency_repeats: int = 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"trainer.epochs={self.epochs!r}; allowed: an integer >= 1")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"trainer.warmup_epochs={self.warmup_epochs!r}; allowed: >= 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"trainer.label_smoothing={self.label_smoothing!r}; allowed: [0, 1)")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"trainer.min_lr_ratio={self.min_lr_ratio!r}; allowed: [0, 1]")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"trainer.threads={self.threads!r}; allowed: null or an integer >= 1")
+        dev = str(self.device)
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ValueError(f"trainer.device={dev!r}; allowed: {', '.join(DEVICES)}")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"trainer.device={self.device!r} but CUDA is not available; allowed here: auto, cpu")
+        return torch.device(self.device)
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` measured: final-epoch validation metrics and the per-epoch history."""
+
+    top1: float
+    top5: float
+    loss: float
+    epochs: int
+    history: list[dict] = field(default_factory=list)
+    resumed_from: Optional[int] = None
+
+
+# --- pre-emption -------------------------------------------------------------------------
+_STOP = threading.Event()
+
+
+def request_stop(*_: Any) -> None:
+    """Signal handler: stop at the next step boundary (the last checkpoint stands)."""
+    _STOP.set()
+
+
+def install_preemption_handlers() -> None:
+    """Turn SIGTERM and SIGUSR1 (SLURM's warning signal) into a clean ``Preempted``."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)):
+        if sig is not None:
+            signal.signal(sig, request_stop)
+
+
+# --- the loop ----------------------------------------------------------------------------
+def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warm-up then cosine decay, per optimiser step."""
+
+    def fn(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return fn
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False) -> dict:
+    """Top-1, top-5 (top-k for k = min(5, classes)) in percent and mean cross-entropy."""
+    model.eval()
+    n, loss_sum, c1, c5 = 0, 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        k = min(5, logits.shape[1])
+        topk = logits.topk(k, dim=1).indices
+        hit = topk.eq(y[:, None])
+        c1 += hit[:, 0].sum().item()
+        c5 += hit.any(dim=1).sum().item()
+        n += y.numel()
+    return {"top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "loss": loss_sum / max(n, 1)}
+
+
+def fit(
+    model: nn.Module,
+    train_loader,
+    val_loader,
+    make_optimizer: Callable[[Any], torch.optim.Optimizer],
+    cfg: TrainerConfig,
+    *,
+    run_dir: str | Path,
+    seed: int,
+    on_epoch_end: Optional[Callable[[int, dict], None]] = None,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``run_dir/checkpoint.pt``.
+
+    Raises ``Diverged`` on a non-finite loss, ``Pruned`` when ``on_epoch_end`` says so and
+    ``Preempted`` on SIGTERM/SIGUSR1; the last epoch's checkpoint is kept in every case.
+    """
+    run_dir = Path(run_dir)
+    device = cfg.torch_device()
+    torch.manual_seed(seed)
+    model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model.parameters())
+    steps_per_epoch = len(train_loader)
+    total = cfg.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(total, int(cfg.warmup_epochs * steps_per_epoch), cfg.min_lr_ratio)
+    )
+    history: list[dict] = []
+    start_epoch, resumed_from = 0, None
+    ckpt_path, metrics_path = run_dir / "checkpoint.pt", run_dir / "metrics.jsonl"
+    if cfg.checkpoint and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        history = list(state["history"])
+        start_epoch = resumed_from = state["epoch"] + 1
+        # metrics.jsonl may hold a row written after the last checkpoint: rewrite it from the
+        # checkpoint's history so each epoch appears exactly once.
+        atomic_write(metrics_path, lambda fh: fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in history))
+        log(f"resumed from checkpoint after epoch {start_epoch}")
+
+    step_model = torch.compile(model, dynamic=False) if cfg.compile else model
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    use_amp = cfg.amp and device.type == "cuda"
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        train_loader.set_epoch(epoch)
+        model.train()
+        loss_sum, seen = 0.0, 0
+        for step, (x, y) in enumerate(train_loader):
+            if _STOP.is_set():
+                raise Preempted(f"stop requested at epoch {epoch} step {step}")
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if cfg.channels_last and device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = criterion(step_model(x), y)
+            if not torch.isfinite(loss):
+                raise Diverged(f"loss is {loss.item()} at epoch {epoch} step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * y.numel()
+            seen += y.numel()
+        val = evaluate(step_model, val_loader, device, use_amp)
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(seen, 1),
+            "val_top1": val["top1"],
+            "val_top5": val["top5"],
+            "val_loss": val["loss"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        if cfg.checkpoint:
+            torch_save(ckpt_path, {
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "history": history,
+            })
+        append_jsonl(metrics_path, row)
+        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  val top1 {val['top1']:.2f}%  ({row['seconds']:.1f}s)")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+    last = history[-1]
+    return FitResult(last["val_top1"], last["val_top5"], last["val_loss"], len(history), history, resumed_from)
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, input_size: tuple[int, ...], device: torch.device, repeats: int = 20) -> float:
+    """Median forward time in milliseconds at the given input size (batch 1 by convention)."""
+    model.eval()
+    x = torch.randn(*input_size, device=device)
+    for _ in range(min(3, repeats)):
+        model(x)
+    times = []
+    for _ in range(max(1, repeats)):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return times[len(times) // 2]

@@ -1,0 +1,277 @@
+"""One run, wrapped: validate, skip if done, train, and always leave a ``result.json``.
+
+``run(cfg)`` is the only reader of Hydra's DictConfig. It turns the groups into plain
+arguments, checks every knob before any compute (bad input is a one-line ``ValueError``),
+and wraps ``fit`` like the lightning-hydra-template's ``task_wrapper``: whatever happens,
+``finally`` writes the record (completed / diverged / failed / pruned / preempted), closes
+W&B and releases the run's lock.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from ablate.config import to_container
+from ablate.io import write_json
+from ablate.track.store import RunDirStore
+from ablate.train.engine import Diverged, Preempted, Pruned, TrainerConfig
+from ablate.train.runkey import run_key
+from ablate.track.wandb_mirror import TrackingConfig
+
+log = logging.getLogger("ablate")
+
+# A relaunch re-trains only runs whose last outcome may change: a failure (environment,
+# bug fix) or a pre-emption (resumes from its checkpoint). Divergence and pruning are
+# deterministic outcomes of the config and stay, unless `force=true`.
+FINAL_STATUSES = ("completed", "diverged", "pruned")
+
+
+class RunLocked(RuntimeError):
+    """Another live process is training this run right now."""
+
+
+@dataclass
+class RunPlan:
+    """Everything a run needs, validated and resolved; building it spends no compute."""
+
+    key: str
+    run_dir: Path
+    config: dict
+    trainer: TrainerConfig
+    tracking: TrackingConfig
+    model_name: str
+    model_kwargs: dict
+    attention: dict
+    data_name: str
+    data_kwargs: dict
+    loader_kwargs: dict
+    optim: dict
+    seed: int
+    sweep: Optional[str] = None
+    tags: list = field(default_factory=list)
+    force: bool = False
+
+    @property
+    def store(self) -> RunDirStore:
+        return RunDirStore(self.run_dir.parent)
+
+
+def prepare(cfg: DictConfig) -> RunPlan:
+    """Validate ``cfg`` and resolve it into a ``RunPlan`` (raises one-line ``ValueError``)."""
+    from ablate.data import list_datasets
+    from ablate.models import create_model
+
+    config = to_container(cfg)
+    trainer = TrainerConfig(**config["trainer"])
+    tracking = TrackingConfig(**config["tracking"])
+    data = dict(config["data"])
+    data_name = data.pop("name")
+    if data_name not in list_datasets():
+        raise ValueError(f"unknown dataset {data_name!r}; allowed: {', '.join(sorted(list_datasets()))}")
+    loader_kwargs = {k: data.pop(k) for k in ("batch_size", "num_workers", "augment") if k in data}
+    bs = loader_kwargs.get("batch_size", 128)
+    if not isinstance(bs, int) or bs < 1:
+        raise ValueError(f"data.batch_size={bs!r}; allowed: an integer >= 1")
+    model = dict(config["model"])
+    model_name = model.pop("name")
+    attention = dict(config["attention"])
+    seed = config["seed"]
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r}; allowed: an integer >= 0")
+    # Building the model checks every architecture and attention knob (cheap, CPU, no data).
+    create_model(model_name, num_classes=10, attention=attention, **model)
+    key = run_key(config)
+    return RunPlan(
+        key=key, run_dir=Path(config["paths"]["runs_dir"]).resolve() / key, config=config,
+        trainer=trainer, tracking=tracking, model_name=model_name, model_kwargs=model,
+        attention=attention, data_name=data_name, data_kwargs=data, loader_kwargs=loader_kwargs,
+        optim=dict(config["optim"]), seed=seed, sweep=config.get("sweep"),
+        tags=list(config.get("tags") or []), force=bool(config.get("force", False)),
+    )
+
+
+def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> dict:
+    """Train one run unless its result already stands; return its record."""
+    plan = cfg if isinstance(cfg, RunPlan) else prepare(cfg)
+    store = plan.store
+    existing = store.get(plan.key)
+    if existing and existing.get("status") in FINAL_STATUSES and not plan.force:
+        log.info("run %s already %s; nothing to do (force=true re-trains)", plan.key, existing["status"])
+        return existing
+    if existing and plan.force:
+        _set_aside(plan.run_dir)
+    with _RunLock(plan.run_dir):
+        return _execute(plan, store, on_epoch_end)
+
+
+def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
+    import torch
+
+    from ablate.data import load_dataset, make_loader
+    from ablate.models import count_madds, count_params, create_model
+    from ablate.track.wandb_mirror import WandbMirror
+    from ablate.train.engine import fit, install_preemption_handlers, measure_latency
+
+    run_dir = plan.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(OmegaConf.create(plan.config), run_dir / ".hydra" / "config.yaml")
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
+    log.addHandler(handler)
+    started = time.time()
+    record: dict[str, Any] = {
+        "run_key": plan.key, "status": "failed", "message": "", "seed": plan.seed,
+        "sweep": plan.sweep, "started_at": _now(), "git_commit": git_commit(), "host": socket.gethostname(),
+        "torch": torch.__version__, "config": plan.config,
+    }
+    mirror = None
+    try:
+        if plan.trainer.threads:
+            torch.set_num_threads(plan.trainer.threads)
+        install_preemption_handlers()
+        bundle = load_dataset(plan.data_name, seed=plan.seed, **plan.data_kwargs)
+        torch.manual_seed(plan.seed)
+        model = create_model(plan.model_name, num_classes=bundle.num_classes, attention=plan.attention, **plan.model_kwargs)
+        size = bundle.image_size if isinstance(bundle.image_size, (tuple, list)) else (bundle.image_size, bundle.image_size)
+        input_size = (1, bundle.in_chans, *size)
+        record.update(params=count_params(model), madds=count_madds(model, input_size), input_size=list(input_size))
+        loader = dict(batch_size=plan.loader_kwargs.get("batch_size", 128), seed=plan.seed,
+                      mean=bundle.mean, std=bundle.std, num_workers=plan.loader_kwargs.get("num_workers", 0))
+        train_loader = make_loader(bundle.train, shuffle=True, augment=plan.loader_kwargs.get("augment", True), **loader)
+        val_loader = make_loader(bundle.val, shuffle=False, augment=False, **loader)
+        mirror = WandbMirror(plan.tracking, run_dir=run_dir, name=plan.key, group=plan.sweep,
+                             config=plan.config, tags=plan.tags)
+        record["wandb_dir"] = mirror.run_path
+
+        def epoch_end(epoch: int, row: dict) -> None:
+            mirror.log(row, step=epoch)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+
+        optim_target = _import(plan.optim)
+        result = fit(model, train_loader, val_loader, optim_target, plan.trainer, run_dir=run_dir,
+                     seed=plan.seed, on_epoch_end=epoch_end, log=log.info)
+        record.update(top1=result.top1, top5=result.top5, loss=result.loss, epochs=result.epochs,
+                      resumed_from=result.resumed_from)
+        record["latency_ms"] = measure_latency(model, input_size, plan.trainer.torch_device(), plan.trainer.latency_repeats)
+        record["device"] = str(plan.trainer.torch_device())
+        record["status"] = "completed"
+    except Diverged as exc:
+        record.update(status="diverged", message=str(exc))
+    except Pruned as exc:
+        record.update(status="pruned", message=str(exc))
+    except Preempted as exc:
+        record.update(status="preempted", message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result, not a crashed sweep
+        record.update(status="failed", message=f"{type(exc).__name__}: {exc}")
+        log.error("run %s failed:\n%s", plan.key, traceback.format_exc())
+    finally:
+        if record["status"] != "completed":
+            _last_epoch(record, store.metrics(plan.key))
+        record.update(seconds=time.time() - started, finished_at=_now())
+        store.put(record)
+        if mirror is not None:
+            mirror.summary({k: record.get(k) for k in ("status", "top1", "top5", "params", "madds", "latency_ms")})
+            mirror.finish(exit_code=0 if record["status"] == "completed" else 1)
+        log.info("run %s %s  top1=%s  (%.1fs)  %s", plan.key, record["status"], record.get("top1"), record["seconds"], run_dir)
+        log.removeHandler(handler)
+        handler.close()
+    return record
+
+
+def _last_epoch(record: dict, rows: list[dict]) -> None:
+    """A run that stopped early still reports its last evaluated epoch (marked by status)."""
+    if rows:
+        last = rows[-1]
+        record.update(top1=last.get("val_top1"), top5=last.get("val_top5"), loss=last.get("val_loss"), epochs=len(rows))
+
+
+def _import(optim: dict) -> Callable:
+    """``optim`` group -> ``make_optimizer(params)`` via Hydra's instantiate (third-party object)."""
+    from hydra.utils import instantiate
+
+    return instantiate(optim)
+
+
+def _set_aside(run_dir: Path) -> None:
+    """``force=true``: keep the previous run dir under ``_replaced/`` instead of deleting it."""
+    if run_dir.exists():
+        dest = run_dir.parent / "_replaced" / f"{run_dir.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir, dest)
+        log.info("force: previous run kept at %s", dest)
+
+
+class _RunLock:
+    """``<run_dir>.lock`` held for the run's duration; a stale lock (dead pid) is taken over."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir.parent / f".{run_dir.name}.lock"
+
+    def __enter__(self) -> "_RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.write(fd, me.encode())
+                os.close(fd)
+                return self
+            except FileExistsError:
+                if lock_holder_alive(self.path):
+                    raise RunLocked(f"run {self.path.name[1:-5]} is being trained by {self.path.read_text().strip()}") from None
+                self.path.unlink(missing_ok=True)
+        raise RunLocked(f"could not take {self.path}")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def lock_holder_alive(path: Path) -> bool:
+    """True when the lock file names a live process (on this host; other hosts count as alive)."""
+    try:
+        host, pid = path.read_text().split()
+    except (FileNotFoundError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> Optional[str]:
+    """The project's HEAD commit (``+dirty`` when the tree has changes), or None outside git."""
+    from ablate.config import project_root
+
+    try:
+        root = project_root()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,53 @@
+"""Run identity: a stable hash of the resolved config minus non-semantic keys.
+
+Two launches that would train the same model on the same data with the same recipe and seed
+get the same key, whatever launched them, where files go or how they are tracked. The run dir
+is named by the key, so a relaunch finds the finished run and does nothing.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any, Mapping
+
+# Keys that change where/how a run is executed or recorded, not what it computes.
+NON_SEMANTIC_KEYS: tuple[str, ...] = (
+    "paths",
+    "tracking",
+    "launcher",
+    "hydra",
+    "sweep",
+    "tags",
+    "force",
+    "trial",
+    "data.root",
+    "data.num_workers",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.checkpoint",
+    "trainer.latency_repeats",
+)
+
+KEY_LENGTH = 12  # hex digits: 48 bits, collision-free for any realistic number of runs
+
+
+def semantic_config(cfg: Mapping[str, Any]) -> dict:
+    """A copy of ``cfg`` (a resolved plain dict) without the non-semantic keys."""
+    out = copy.deepcopy(dict(cfg))
+    for dotted in NON_SEMANTIC_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return out
+
+
+def run_key(cfg: Mapping[str, Any]) -> str:
+    """The run key of a resolved config (a plain dict, as from ``ablate.config.to_container``)."""
+    blob = json.dumps(semantic_config(cfg), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:KEY_LENGTH]

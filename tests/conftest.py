@@ -1,0 +1,43 @@
+"""Shared fixtures: configs composed like `ablate train`, shrunk for tests, writing to tmp."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Tests never touch the network, a W&B login or the user's outputs.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ["ABLATE_PROJECT"] = str(ROOT)
+
+# Tiny but real: the same code path as the main job, seconds per run.
+TINY = [
+    "data.n_train=256",
+    "data.n_val=128",
+    "data.batch_size=64",
+    "trainer.epochs=1",
+    "trainer.latency_repeats=1",
+    "trainer.threads=1",
+    "tracking=disabled",
+]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh ABLATE_HOME: every path ablate writes goes under it."""
+    monkeypatch.setenv("ABLATE_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_cfg(home):
+    """Compose a tiny run config: ``tiny_cfg("attention=ca", ...)``."""
+    from ablate.config import compose
+
+    def make(*overrides: str):
+        return compose([*TINY, *overrides])
+
+    return make
