@@ -1,0 +1,100 @@
+"""CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018, https://arxiv.org/abs/1807.06521).
+
+Channel attention (shared MLP over avg- and max-pooled descriptors, summed, gated) followed by
+spatial attention (7x7 conv over the channel-wise [max, mean] maps, BN, gated), as in the
+authors' code (Jongchan/attention-module ``cbam.py``: ``ChannelPool`` = [max, mean], a 7x7
+``BasicConv`` with BN and no bias). timm's ``cbam.py`` notes results are mixed.
+
+Sizing follows the CA paper's +CBAM baseline (3.89M params on MobileNetV2-1.0, same as +SE):
+the MLP uses the SE baseline's ``reduction=24`` on the expanded channels in CA's slot
+(3,889,808 params; the spatial part adds 100 per block).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ablate.models.attention._common import check_positive, mid_channels as _mid
+from ablate.models.layers import LayerSpec, get_act_layer, get_norm_layer
+from ablate.models.registry import register_attention
+
+
+class ChannelAttn(nn.Module):
+    """CBAM channel gate: ``x * gate(mlp(avg) + mlp(max))`` with one shared MLP (``fc1``, ``act``, ``fc2``)."""
+
+    def __init__(self, channels: int, mid: int, act: LayerSpec, gate: LayerSpec, bias: bool):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, mid, 1, bias=bias)
+        self.act = get_act_layer(act)()
+        self.fc2 = nn.Conv2d(mid, channels, 1, bias=bias)
+        self.gate = get_act_layer(gate, ("sigmoid", "hsigmoid"), what="gate")()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
+        mx = self.fc2(self.act(self.fc1(x.amax((2, 3), keepdim=True))))
+        return x * self.gate(avg + mx)
+
+
+class SpatialAttn(nn.Module):
+    """CBAM spatial gate: ``x * gate(bn(conv_kxk([max_c(x), mean_c(x)])))``."""
+
+    def __init__(self, kernel_size: int, norm: LayerSpec, gate: LayerSpec):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = get_norm_layer(norm)(1)
+        self.gate = get_act_layer(gate, ("sigmoid", "hsigmoid"), what="gate")()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], dim=1)
+        return x * self.gate(self.bn(self.conv(s)))
+
+
+@register_attention("cbam")
+class CBAM(nn.Module):
+    """CBAM = ``ChannelAttn`` then ``SpatialAttn`` (submodules ``channel``, ``spatial``).
+
+    Args:
+        channels: input = output channels.
+        reduction: MLP r (24: sized like the CA paper's SE baseline, 3.89M on MBv2-1.0; CBAM paper 16).
+        mid_channels: explicit MLP width; overrides ``reduction``.
+        min_mid: floor of the MLP width (1: no floor in the CBAM code; avoids zero channels).
+        divisor: round the MLP width to a multiple of this (1: none).
+        act: MLP activation (relu: CBAM code).
+        gate: gating function of both gates (sigmoid: CBAM code).
+        norm: norm after the spatial conv (bn: CBAM code ``BasicConv(bn=True)``).
+        bias: MLP biases (True: CBAM code uses nn.Linear with bias).
+        kernel_size: spatial conv size (7: CBAM paper Sec. 4.1).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        reduction: int = 24,
+        mid_channels: Optional[int] = None,
+        min_mid: int = 1,
+        divisor: int = 1,
+        act: LayerSpec = "relu",
+        gate: LayerSpec = "sigmoid",
+        norm: LayerSpec = "bn",
+        bias: bool = True,
+        kernel_size: int = 7,
+    ):
+        super().__init__()
+        check_positive("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"invalid kernel_size {kernel_size}; allowed: an odd integer > 0")
+        mid = _mid(channels, reduction, min_mid, divisor, override=mid_channels)
+        self.channel = ChannelAttn(channels, mid, act, gate, bias)
+        self.spatial = SpatialAttn(kernel_size, norm, gate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spatial(self.channel(x))
+
+    @staticmethod
+    def gating_madds(shape) -> int:
+        """Element-wise multiplies: channel gate C*H*W + spatial gate C*H*W."""
+        return int(2 * shape[1] * shape[2] * shape[3])
