@@ -24,7 +24,8 @@ def load_digit_arrays() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:
-        raise ImportError("digits: scikit-learn is not installed; pip install scikit-learn") from exc
+        # One line, with the cause: "installed but broken" must not read as "missing".
+        raise ImportError(f"digits: cannot import scikit-learn ({exc}); pip install scikit-learn") from exc
     d = load_digits()
     return np.asarray(d.images, dtype=np.float64), np.asarray(d.target, dtype=np.int64)
 
