@@ -2,7 +2,7 @@
 
 from ablate.models import attention, backbones  # noqa: F401  (registers everything)
 from ablate.models.complexity import count_madds, count_params, profile_model
-from ablate.models.insert import PlanEntry, insertion_plan
+from ablate.models.insert import PlanEntry, insert_attention, insertion_plan
 from ablate.models.registry import (
     create_attention,
     create_model,
@@ -15,5 +15,5 @@ from ablate.models.registry import (
 
 __all__ = [
     "PlanEntry", "count_madds", "count_params", "create_attention", "create_model", "get_attention_cls",
-    "insertion_plan", "list_attention", "list_models", "profile_model", "register_attention", "register_backbone",
+    "insert_attention", "insertion_plan", "list_attention", "list_models", "profile_model", "register_attention", "register_backbone",
 ]

@@ -5,9 +5,11 @@ value is rejected with a one-line ``ValueError`` naming the value and the allowe
 any layer is built.
 
 Knob precedence when a model is built (lowest first): the attention class defaults (the
-paper's), the backbone's defaults for that kind (``register_backbone(attn_defaults=...)``,
-e.g. EfficientNet-B0's SiLU SE), per-slot defaults a block passes (e.g. a reduction taken from
-the block input), then the caller's knobs. ``None`` always means "unset" and is dropped.
+paper's), per-slot defaults a block passes (e.g. EfficientNet's SE width from the block input),
+the backbone's defaults for that kind (``register_backbone(attn_defaults=...)``, e.g.
+EfficientNet-B0's SiLU SE), then the caller's knobs, except that a caller's knob equal to the
+class default does not mask a backbone/slot default (see ``AttentionFactory``). ``None`` always
+means "unset" and is dropped.
 """
 
 from __future__ import annotations
@@ -167,23 +169,37 @@ def parse_attention(attention: AttentionSpec) -> tuple[str, dict]:
 class AttentionFactory:
     """Picklable ``channels -> nn.Module`` factory that blocks call to fill their attention slot.
 
+    Precedence (lowest first): class defaults < ``slot_defaults`` a block passes < ``defaults``
+    (the backbone's, per kind) < ``knobs`` (the caller's). One exception keeps Hydra configs, which
+    restate every class default, from masking a backbone's own defaults: a caller's knob whose
+    value EQUALS the class default yields to a backbone or slot default for that knob (e.g.
+    ``conf/attention/se.yaml``'s ``act: relu6`` does not turn EfficientNet-B0's SiLU SE into ReLU6).
+
     Args:
         kind: registered attention kind.
-        knobs: knobs set by the caller (win over everything else).
-        defaults: backbone defaults for this kind (lose to ``knobs``).
+        knobs: knobs set by the caller.
+        defaults: backbone defaults for this kind.
     """
 
     def __init__(self, kind: str, knobs: Optional[Mapping] = None, defaults: Optional[Mapping] = None):
         self.kind = kind
         self.knobs = _drop_none(knobs or {})
         self.defaults = _drop_none(defaults or {})
+        cls = get_attention_cls(kind)
+        params = inspect.signature(cls).parameters if kind != "none" else {}
+        self._class_defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+    def _restated(self, key: str) -> bool:
+        return key in self._class_defaults and self.knobs.get(key, object()) == self._class_defaults[key]
 
     def is_set(self, *names: str) -> bool:
-        """Whether the caller or the backbone defaults set any of ``names``."""
-        return any(n in self.knobs or n in self.defaults for n in names)
+        """Whether the caller (with a non-default value) or the backbone set any of ``names``."""
+        return any((n in self.knobs and not self._restated(n)) or n in self.defaults for n in names)
 
     def __call__(self, channels: int, **slot_defaults) -> nn.Module:
-        return create_attention(self.kind, channels, **{**slot_defaults, **self.defaults, **self.knobs})
+        lower = {**_drop_none(slot_defaults), **self.defaults}
+        user = {k: v for k, v in self.knobs.items() if not (k in lower and self._restated(k))}
+        return create_attention(self.kind, channels, **{**lower, **user})
 
     def __repr__(self) -> str:
         return f"AttentionFactory({self.kind!r}, knobs={self.knobs}, defaults={self.defaults})"

@@ -22,6 +22,25 @@ class ConvBNAct(nn.Sequential):
         super().__init__(*layers)
 
 
+class DropPath(nn.Module):
+    """Stochastic depth on a residual branch (Huang et al. 2016; torchvision ``StochasticDepth`` "row" mode)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"invalid drop_path {p!r}; allowed: 0 <= drop_path < 1")
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def init_weights(model: nn.Module) -> None:
     """The official CA ``_initialize_weights`` loop (mbv2_ca.py), over EVERY module, attention included.
 

@@ -13,12 +13,12 @@ instead of 1x1.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Type
 
 import torch
 from torch import nn
 
-from ablate.models.backbones._common import POSITIONS_IR, ConvBNAct, classifier, init_weights
+from ablate.models.backbones._common import POSITIONS_IR, ConvBNAct, DropPath, classifier, init_weights
 from ablate.models.insert import check_width_channels, select_stages
 from ablate.models.layers import check_choice, make_divisible
 from ablate.models.registry import register_backbone
@@ -60,19 +60,24 @@ class InvertedResidual(nn.Module):
         expand_ratio: t; hidden = round(inp * t), no expansion conv when t == 1.
         attn_layer: ``channels -> nn.Module`` factory, or None for no attention.
         position: one of ``POSITIONS_IR``.
+        kernel_size: depthwise kernel (3; EfficientNet also 5).
+        act_layer: activation class (ReLU6; EfficientNet SiLU).
+        drop_path: stochastic-depth rate on the residual branch (0; EfficientNet > 0).
     """
 
     def __init__(self, inp: int, oup: int, stride: int, expand_ratio: float,
-                 attn_layer: AttnLayer = None, position: str = "after_depthwise"):
+                 attn_layer: AttnLayer = None, position: str = "after_depthwise", *,
+                 kernel_size: int = 3, act_layer: Type[nn.Module] = nn.ReLU6, drop_path: float = 0.0):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"invalid stride {stride!r}; allowed: 1, 2")
-        check_choice("position for mobilenet_v2", position, POSITIONS_IR)
+        check_choice("position", position, POSITIONS_IR)
         hidden = int(round(inp * expand_ratio))
         self.use_res = stride == 1 and inp == oup
-        self.expand = ConvBNAct(inp, hidden, 1) if expand_ratio != 1 else nn.Identity()  # pw
-        self.dw = ConvBNAct(hidden, hidden, 3, stride, groups=hidden)  # dw
+        self.expand = ConvBNAct(inp, hidden, 1, act=act_layer) if expand_ratio != 1 else nn.Identity()  # pw
+        self.dw = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, act=act_layer)  # dw
         self.project = ConvBNAct(hidden, oup, 1, act=None)  # pw-linear
+        self.drop_path = DropPath(drop_path) if self.use_res and drop_path > 0 else nn.Identity()
         self.attn_position = position
         self.attn_channels = hidden if position in ("after_expand", "after_depthwise") else oup
         self.attn = attn_layer(self.attn_channels) if attn_layer is not None else nn.Identity()
@@ -86,7 +91,7 @@ class InvertedResidual(nn.Module):
         y = self.attn(y) if pos == "after_depthwise" else y
         y = self.project(y)
         y = self.attn(y) if pos == "after_project" else y
-        y = x + y if self.use_res else y
+        y = x + self.drop_path(y) if self.use_res else y
         return self.attn(y) if pos == "post_add" else y
 
 
