@@ -63,7 +63,8 @@ def sweep_main(argv: list[str]) -> int:
     p.add_argument("--list", action="store_true", help="list the sweeps and exit")
     p.add_argument("--dry-run", action="store_true", help="print the planned runs and their status; run nothing")
     p.add_argument("--no-table", action="store_true", help="do not print the sweep's table at the end")
-    args = p.parse_args(argv)
+    p.add_argument("--seeds", help="comma-separated seeds replacing the sweep's own, e.g. 0,1")
+    args = p.parse_intermixed_args(argv)
     from ablate.sweep import list_sweeps, load_sweep
 
     if args.list or not args.name:
@@ -74,6 +75,8 @@ def sweep_main(argv: list[str]) -> int:
     from ablate.sweep.runner import pending, plan_sweep, write_manifest
 
     spec = load_sweep(args.name)
+    if args.seeds:
+        spec.seeds = _parse_seeds(args.seeds)
     runs = plan_sweep(spec, args.overrides)
     todo = pending(runs)
     first = runs[0].plan.config
@@ -90,13 +93,23 @@ def sweep_main(argv: list[str]) -> int:
     return 0
 
 
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"--seeds {text!r}; allowed: comma-separated integers >= 0, e.g. 0,1,2")
+    return seeds
+
+
 def table_main(argv: list[str]) -> int:
     """``ablate table SPEC [overrides]``: build analysis/SPEC.yaml from the results store."""
     p = argparse.ArgumentParser(prog="ablate table", description="Build a paper-style table from finished runs.")
     p.add_argument("spec", nargs="?", help="a table spec in analysis/ (or a path to a spec YAML)")
     p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/data/ablate")
     p.add_argument("--list", action="store_true", help="list the table specs and exit")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     from ablate.report import build_table, list_tables, load_table_spec
 
     if args.list or not args.spec:

@@ -159,6 +159,10 @@ def fit(
     """
     run_dir = Path(run_dir)
     device = cfg.torch_device()
+    # Late in a cosine schedule, gradients and momentum buffers decay into float denormals,
+    # which x86 CPUs process ~100x slower (measured: a 1.3 s epoch became 89 s). Flushing them
+    # to zero changes no result that matters and keeps epochs at a steady speed.
+    torch.set_flush_denormal(True)
     torch.manual_seed(seed)
     model.to(device)
     if cfg.channels_last and device.type == "cuda":

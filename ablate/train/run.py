@@ -54,6 +54,7 @@ class RunPlan:
     model_kwargs: dict
     attention: dict
     data_name: str
+    data_root: Optional[str]
     data_kwargs: dict
     loader_kwargs: dict
     optim: dict
@@ -69,17 +70,17 @@ class RunPlan:
 
 def prepare(cfg: DictConfig) -> RunPlan:
     """Validate ``cfg`` and resolve it into a ``RunPlan`` (raises one-line ``ValueError``)."""
-    from ablate.data import list_datasets
+    from ablate.data import dataset_options, split_config
     from ablate.models import create_model
 
     config = to_container(cfg)
     trainer = TrainerConfig(**config["trainer"])
     tracking = TrackingConfig(**config["tracking"])
-    data = dict(config["data"])
-    data_name = data.pop("name")
-    if data_name not in list_datasets():
-        raise ValueError(f"unknown dataset {data_name!r}; allowed: {', '.join(sorted(list_datasets()))}")
-    loader_kwargs = {k: data.pop(k) for k in ("batch_size", "num_workers", "augment") if k in data}
+    data_name, data_root, data_kwargs, loader_kwargs = split_config(config["data"])
+    options = dataset_options(data_name)  # unknown dataset -> one-line error naming the known ones
+    unknown = sorted(set(data_kwargs) - set(options) - {"seed"})
+    if unknown:
+        raise ValueError(f"data {data_name}: unknown option {unknown[0]!r}; allowed: {', '.join(options)}")
     bs = loader_kwargs.get("batch_size", 128)
     if not isinstance(bs, int) or bs < 1:
         raise ValueError(f"data.batch_size={bs!r}; allowed: an integer >= 1")
@@ -95,7 +96,7 @@ def prepare(cfg: DictConfig) -> RunPlan:
     return RunPlan(
         key=key, run_dir=Path(config["paths"]["runs_dir"]).resolve() / key, config=config,
         trainer=trainer, tracking=tracking, model_name=model_name, model_kwargs=model,
-        attention=attention, data_name=data_name, data_kwargs=data, loader_kwargs=loader_kwargs,
+        attention=attention, data_name=data_name, data_root=data_root, data_kwargs=data_kwargs, loader_kwargs=loader_kwargs,
         optim=dict(config["optim"]), seed=seed, sweep=config.get("sweep"),
         tags=list(config.get("tags") or []), force=bool(config.get("force", False)),
     )
@@ -141,16 +142,17 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         if plan.trainer.threads:
             torch.set_num_threads(plan.trainer.threads)
         install_preemption_handlers()
-        bundle = load_dataset(plan.data_name, seed=plan.seed, **plan.data_kwargs)
+        # The data seed (data.seed) is fixed across run seeds: seeds vary init and order, not data.
+        bundle = load_dataset(plan.data_name, root=plan.data_root, **plan.data_kwargs)
         torch.manual_seed(plan.seed)
-        model = create_model(plan.model_name, num_classes=bundle.num_classes, attention=plan.attention, **plan.model_kwargs)
+        model = create_model(plan.model_name, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
+                             attention=plan.attention, **plan.model_kwargs)
         size = bundle.image_size if isinstance(bundle.image_size, (tuple, list)) else (bundle.image_size, bundle.image_size)
         input_size = (1, bundle.in_chans, *size)
         record.update(params=count_params(model), madds=count_madds(model, input_size), input_size=list(input_size))
-        loader = dict(batch_size=plan.loader_kwargs.get("batch_size", 128), seed=plan.seed,
-                      mean=bundle.mean, std=bundle.std, num_workers=plan.loader_kwargs.get("num_workers", 0))
-        train_loader = make_loader(bundle.train, shuffle=True, augment=plan.loader_kwargs.get("augment", True), **loader)
-        val_loader = make_loader(bundle.val, shuffle=False, augment=False, **loader)
+        loader = {"augment": True, **plan.loader_kwargs, "seed": plan.seed, "mean": bundle.mean, "std": bundle.std}
+        train_loader = make_loader(bundle.train, shuffle=True, **loader)
+        val_loader = make_loader(bundle.val, shuffle=False, **{**loader, "augment": False, "drop_last": False})
         mirror = WandbMirror(plan.tracking, run_dir=run_dir, name=plan.key, group=plan.sweep,
                              config=plan.config, tags=plan.tags)
         record["wandb_dir"] = mirror.run_path
