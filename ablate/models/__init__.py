@@ -15,5 +15,6 @@ from ablate.models.registry import (
 
 __all__ = [
     "PlanEntry", "count_madds", "count_params", "create_attention", "create_model", "get_attention_cls",
-    "insert_attention", "insertion_plan", "list_attention", "list_models", "profile_model", "register_attention", "register_backbone",
+    "insert_attention", "insertion_plan", "list_attention", "list_models", "profile_model",
+    "register_attention", "register_backbone",
 ]

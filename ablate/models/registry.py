@@ -163,7 +163,8 @@ def parse_attention(attention: AttentionSpec) -> tuple[str, dict]:
             raise ValueError(f"attention mapping needs a 'kind'; allowed: {allowed(list_attention())}")
         get_attention_cls(kind)
         return kind, knobs
-    raise ValueError(f"unknown attention {attention!r}; allowed: a kind ({allowed(list_attention())}) or a mapping with 'kind'")
+    kinds = allowed(list_attention())
+    raise ValueError(f"unknown attention {attention!r}; allowed: a kind ({kinds}) or a mapping with 'kind'")
 
 
 class AttentionFactory:

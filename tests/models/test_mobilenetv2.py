@@ -1,9 +1,9 @@
-"""MobileNetV2: the official insertion plan and the paper's Params/MAdds (224x224, 1000 classes)."""
+"""MobileNetV2: the official insertion plan, stage selection, small stem and tiny variant."""
 
 import pytest
 import torch
 
-from ablate.models import count_madds, count_params, create_model, insertion_plan
+from ablate.models import count_params, create_model, insertion_plan
 from ablate.models.backbones.mobilenetv2 import MBV2_CFG
 
 
@@ -33,27 +33,6 @@ def test_stages_selection():
 def test_positions_channels():
     plan = insertion_plan("mobilenet_v2", attention="ca", position="after_project")
     assert plan[0].channels == 24 and plan[-1].channels == 320
-
-
-# Hou et al. 2021 (CA paper), ImageNet table, 224x224, 1000 classes:
-#   MobileNetV2-1.0 3.5M 300M | +SE 3.89M 300M | +CBAM 3.89M 300M | +CA 3.95M 310M
-# Measured here (exact integers, MAdds with attention gating, DESIGN.md "Counting like the paper"):
-PINNED = {
-    "none": (3_504_872, 300_774_272),
-    "se": (3_888_208, 303_050_624),
-    "cbam": (3_889_808, 306_325_792),
-    "ca": (3_950_648, 310_467_200),
-}
-
-
-@pytest.mark.parametrize("kind", list(PINNED))
-def test_mbv2_counts_pinned(kind):
-    m = create_model("mobilenet_v2", attention=kind)
-    assert (count_params(m), count_madds(m)) == PINNED[kind]
-
-
-def test_mbv2_ca_madds_without_gating(mbv2_ca):
-    assert count_madds(mbv2_ca, gating=False) == 306_666_368  # DESIGN.md: ~306.7M
 
 
 def test_small_stem_forward_backward():
