@@ -127,6 +127,15 @@ def knob_names(kind: str) -> tuple:
     return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
+_FACTORY_ARGS = ("num_classes", "width", "attn_layer", "position", "stages", "stem", "in_chans")
+
+
+def backbone_options(name: str) -> tuple:
+    """Backbone-specific keyword options of model ``name`` (beyond ``create_model``'s own arguments)."""
+    params = inspect.signature(get_backbone(name).builder).parameters
+    return tuple(sorted(p for p in params if p not in _FACTORY_ARGS))
+
+
 def _drop_none(kw: Mapping[str, Any]) -> dict:
     return {k: v for k, v in kw.items() if v is not None}
 
@@ -221,6 +230,7 @@ def create_model(
     stem: str = "imagenet",
     position: Optional[str] = None,
     stages=None,
+    in_chans: int = 3,
     **kwargs,
 ) -> nn.Module:
     """Build backbone ``name`` with attention in its slots (timm ``create_model`` style).
@@ -233,13 +243,21 @@ def create_model(
         stem: ``imagenet`` (224x224 inputs) or ``small`` (32x32 inputs; see the backbone docstring).
         position: attention position inside the block; ``None`` is the backbone's official slot.
         stages: ``None``/``"all"`` (every eligible block), a list of stage indices, or ``"last:k"``.
+        in_chans: input image channels (3; 1 for grayscale data).
         **kwargs: backbone-specific options (e.g. ``dropout``); ``None`` values are dropped.
     """
     entry = get_backbone(name)
     width = _check_width(width)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
         raise ValueError(f"invalid num_classes {num_classes!r}; allowed: an integer > 0")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans <= 0:
+        raise ValueError(f"invalid in_chans {in_chans!r}; allowed: an integer > 0")
     check_choice("stem", stem, STEMS)
+    kwargs = _drop_none(kwargs)
+    options = backbone_options(name)
+    for key in kwargs:
+        if key not in options:
+            raise ValueError(f"unknown option {key!r} for model {name!r}; allowed: {allowed(options)}")
     position = entry.default_position if position is None else position
     check_choice(f"position for {name}", position, entry.positions)
     kind, knobs = parse_attention(attention)
@@ -247,5 +265,5 @@ def create_model(
     factory(64)  # validate every knob on a small probe before building the network
     return entry.builder(
         num_classes=num_classes, width=width, attn_layer=factory, position=position,
-        stages=stages, stem=stem, **_drop_none(kwargs),
+        stages=stages, stem=stem, in_chans=in_chans, **kwargs,
     )

@@ -63,3 +63,18 @@ def test_import_pulls_only_torch():
             "'torchvision', 'timm') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_backbone_options_and_in_chans():
+    import torch
+
+    from ablate.models.registry import backbone_options
+
+    assert backbone_options("mobilenet_v2") == ("dropout",)
+    assert backbone_options("efficientnet_b0") == ("drop_path", "dropout")
+    m = create_model("mobilenet_v2_tiny", in_chans=1, num_classes=4, stem="small", dropout=0.0)
+    assert m(torch.randn(2, 1, 16, 16)).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"unknown option 'drop_path' for model 'mobilenet_v2'; allowed: dropout"):
+        create_model("mobilenet_v2", drop_path=0.1)
+    with pytest.raises(ValueError, match=r"invalid in_chans 0; allowed: an integer > 0"):
+        create_model("mobilenet_v2", in_chans=0)

@@ -53,11 +53,12 @@ class EfficientNet(nn.Module):
         stem: imagenet (stem stride 2) or small (32x32: stem and stage 1 stride 1).
         dropout: classifier dropout (0.2: torchvision/timm efficientnet_b0).
         drop_path: final stochastic-depth rate, linear over the blocks (0.2: torchvision).
+        in_chans: input image channels.
     """
 
     def __init__(self, num_classes: int = 1000, width: float = 1.0, attn_layer=None,
                  position: str = "after_depthwise", stages=None, stem: str = "imagenet",
-                 dropout: float = 0.2, drop_path: float = 0.2):
+                 dropout: float = 0.2, drop_path: float = 0.2, in_chans: int = 3):
         super().__init__()
         check_choice("stem", stem, ("imagenet", "small"))
         check_choice("position for efficientnet_b0", position, POSITIONS_IR)
@@ -69,7 +70,7 @@ class EfficientNet(nn.Module):
         se_from_input = (isinstance(attn_layer, AttentionFactory) and attn_layer.kind == "se"
                          and not attn_layer.is_set("reduction", "mid_channels"))
         inp = make_divisible(32 * width, 8)
-        layers: list[nn.Module] = [ConvBNAct(3, inp, 3, 2 if stem == "imagenet" else 1, act=nn.SiLU)]
+        layers: list[nn.Module] = [ConvBNAct(in_chans, inp, 3, 2 if stem == "imagenet" else 1, act=nn.SiLU)]
         total, index = sum(row[3] for row in EFFNET_B0_CFG), 0
         for si, (t, k, c, n, s) in enumerate(EFFNET_B0_CFG):
             oup = make_divisible(c * width, 8)
@@ -96,6 +97,7 @@ class EfficientNet(nn.Module):
 
 @register_backbone("efficientnet_b0", positions=POSITIONS_IR, default_position="after_depthwise",
                    attn_defaults={"se": {"act": "silu"}})
-def efficientnet_b0(**kwargs) -> EfficientNet:
+def efficientnet_b0(*, num_classes=1000, width=1.0, attn_layer=None, position="after_depthwise", stages=None,
+                    stem="imagenet", in_chans=3, dropout=0.2, drop_path=0.2) -> EfficientNet:
     """EfficientNet-B0; ``attention="se"`` is the original network (5.29M params)."""
-    return EfficientNet(**kwargs)
+    return EfficientNet(num_classes, width, attn_layer, position, stages, stem, dropout, drop_path, in_chans)

@@ -148,12 +148,15 @@ class MobileNetV2(nn.Module):
 
 
 @register_backbone("mobilenet_v2", positions=POSITIONS_IR, default_position="after_depthwise")
-def mobilenet_v2(**kwargs) -> MobileNetV2:
+def mobilenet_v2(*, num_classes=1000, width=1.0, attn_layer=None, position="after_depthwise", stages=None,
+                 stem="imagenet", in_chans=3, dropout=0.1) -> MobileNetV2:
     """MobileNetV2 (widths 1.0/0.75/0.5 in the CA paper) with attention in the official slots."""
-    return MobileNetV2(**kwargs, name="mobilenet_v2")
+    return MobileNetV2(num_classes, width, attn_layer, position, stages, stem, dropout, in_chans=in_chans)
 
 
 @register_backbone("mobilenet_v2_tiny", positions=POSITIONS_IR, default_position="after_depthwise")
-def mobilenet_v2_tiny(**kwargs) -> MobileNetV2:
+def mobilenet_v2_tiny(*, num_classes=1000, width=1.0, attn_layer=None, position="after_depthwise", stages=None,
+                      stem="imagenet", in_chans=3, dropout=0.1) -> MobileNetV2:
     """A ~25k-parameter MobileNetV2 (``TINY_CFG``, stem 8, last conv 64) for fast CPU ablations."""
-    return MobileNetV2(**kwargs, cfg=TINY_CFG, stem_channels=8, last_channels=64, name="mobilenet_v2_tiny")
+    return MobileNetV2(num_classes, width, attn_layer, position, stages, stem, dropout, cfg=TINY_CFG,
+                       stem_channels=8, last_channels=64, name="mobilenet_v2_tiny", in_chans=in_chans)

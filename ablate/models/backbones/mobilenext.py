@@ -95,12 +95,13 @@ class SandglassBlock(nn.Module):
 class MobileNeXt(nn.Module):
     """MobileNeXt with attention slots in every sandglass block (``stages`` selects stages).
 
-    Args: as ``MobileNetV2`` (num_classes, width, attn_layer, position, stages, stem, dropout);
-    dropout defaults to 0.2 (official mnext.py).
+    Args: as ``MobileNetV2`` (num_classes, width, attn_layer, position, stages, stem, dropout,
+    in_chans); dropout defaults to 0.2 (official mnext.py).
     """
 
     def __init__(self, num_classes: int = 1000, width: float = 1.0, attn_layer=None,
-                 position: str = "after_depthwise", stages=None, stem: str = "imagenet", dropout: float = 0.2):
+                 position: str = "after_depthwise", stages=None, stem: str = "imagenet", dropout: float = 0.2,
+                 in_chans: int = 3):
         super().__init__()
         check_choice("stem", stem, ("imagenet", "small"))
         check_choice("position for mobilenext", position, POSITIONS_SG)
@@ -108,7 +109,7 @@ class MobileNeXt(nn.Module):
         for i, (_, c, _, _) in enumerate(MNEXT_CFG):
             check_width_channels(c, width, i, "mobilenext")
         inp = make_divisible(32 * width, 8)
-        layers: list[nn.Module] = [ConvBNAct(3, inp, 3, 2 if stem == "imagenet" else 1)]
+        layers: list[nn.Module] = [ConvBNAct(in_chans, inp, 3, 2 if stem == "imagenet" else 1)]
         index = 0
         for si, (t, c, n, s) in enumerate(MNEXT_CFG):
             oup = 1280 if c == 1280 and width < 1 else make_divisible(c * width, 8)
@@ -129,6 +130,7 @@ class MobileNeXt(nn.Module):
 
 
 @register_backbone("mobilenext", positions=POSITIONS_SG, default_position="after_depthwise")
-def mobilenext(**kwargs) -> MobileNeXt:
+def mobilenext(*, num_classes=1000, width=1.0, attn_layer=None, position="after_depthwise", stages=None,
+               stem="imagenet", in_chans=3, dropout=0.2) -> MobileNeXt:
     """MobileNeXt-1.0 (CA paper: 3.5M / 300M; +CA 4.09M / 330M) with attention after the first depthwise."""
-    return MobileNeXt(**kwargs)
+    return MobileNeXt(num_classes, width, attn_layer, position, stages, stem, dropout, in_chans)
