@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "train": "ablate.cli:train_main",
     "sweep": "ablate.cli:sweep_main",
     "table": "ablate.cli:table_main",
+    "profile": "ablate.profile:profile_main",
 }
 
 

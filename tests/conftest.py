@@ -8,6 +8,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Session fixtures for real services (SLURM, PostgreSQL, LaTeX, Chromium), started by
+# scripts/services/all.sh; each skips with the reason when its service is not up.
+pytest_plugins = ["tests.services.fixtures"]
+
 # Tests never touch the network, a W&B login or the user's outputs.
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

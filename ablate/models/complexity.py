@@ -72,14 +72,23 @@ def profile_model(
     Returns:
         ``{"params": int, "madds": int, "latency_ms": float}``.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"invalid repeats {repeats!r} / warmup {warmup!r}; allowed: repeats >= 1, warmup >= 0")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"invalid device {device!r}; allowed: cpu (CUDA is not available)")
-    old_threads = torch.get_num_threads()
     model = model.to(dev).eval()
     params, madds = count_params(model), count_madds(model, input_size)
+    return {"params": params, "madds": madds,
+            "latency_ms": measure_latency(model, input_size, threads=threads, device=dev, repeats=repeats, warmup=warmup)}
+
+
+def measure_latency(model: nn.Module, input_size: Sequence[int], *, threads: Optional[int] = None,
+                    device: "str | torch.device" = "cpu", repeats: int = 20, warmup: int = 5) -> float:
+    """Median batch-1 forward time in milliseconds (eval mode, inference mode)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"invalid repeats {repeats!r} / warmup {warmup!r}; allowed: repeats >= 1, warmup >= 0")
+    dev = torch.device(device)
+    model.eval()
+    old_threads = torch.get_num_threads()
     x = torch.randn(1, *input_size[1:], device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
@@ -97,4 +106,4 @@ def profile_model(
     finally:
         torch.set_num_threads(old_threads)
     times.sort()
-    return {"params": params, "madds": madds, "latency_ms": times[len(times) // 2]}
+    return times[len(times) // 2]

@@ -237,23 +237,3 @@ def fit(
             on_epoch_end(epoch, row)
     last = history[-1]
     return FitResult(last["val_top1"], last["val_top5"], last["val_loss"], len(history), history, resumed_from)
-
-
-@torch.no_grad()
-def measure_latency(model: nn.Module, input_size: tuple[int, ...], device: torch.device, repeats: int = 20) -> float:
-    """Median forward time in milliseconds at the given input size (batch 1 by convention)."""
-    model.eval()
-    x = torch.randn(*input_size, device=device)
-    for _ in range(min(3, repeats)):
-        model(x)
-    times = []
-    for _ in range(max(1, repeats)):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return times[len(times) // 2]

@@ -121,8 +121,9 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
 
     from ablate.data import load_dataset, make_loader
     from ablate.models import count_madds, count_params, create_model
+    from ablate.models.complexity import measure_latency
     from ablate.track.wandb_mirror import WandbMirror
-    from ablate.train.engine import fit, install_preemption_handlers, measure_latency
+    from ablate.train.engine import fit, install_preemption_handlers
 
     run_dir = plan.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
                      seed=plan.seed, on_epoch_end=epoch_end, log=log.info)
         record.update(top1=result.top1, top5=result.top5, loss=result.loss, epochs=result.epochs,
                       resumed_from=result.resumed_from)
-        record["latency_ms"] = measure_latency(model, input_size, plan.trainer.torch_device(), plan.trainer.latency_repeats)
+        record["latency_ms"] = measure_latency(model, input_size, device=plan.trainer.torch_device(),
+                                               repeats=plan.trainer.latency_repeats, warmup=min(3, plan.trainer.latency_repeats))
         record["device"] = str(plan.trainer.torch_device())
         record["status"] = "completed"
     except Diverged as exc:

@@ -1,0 +1,160 @@
+"""``ablate profile``: Params, MAdds and latency of configured models, without training.
+
+The columns the paper puts beside every accuracy (Params, M-Adds, at 224x224 and 1000
+classes) come from the model alone. A profile composes ``conf/`` like ``ablate train`` (so
+configs and profiles build the very same model), counts it the paper's way and times batch-1
+forward passes. Records go to ``<output_dir>/profiles/<key>/result.json`` and a sweep's
+profile writes a manifest, so ``ablate table`` builds tables from them like from runs.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ablate.config import compose, to_container
+from ablate.train.runkey import run_key
+
+log = logging.getLogger("ablate")
+
+
+@dataclass
+class ProfileSettings:
+    """How to measure: input size, classes, threads, device, timed passes."""
+
+    input_size: Optional[int] = None   # None: 224 for the imagenet stem, 32 for the small stem
+    num_classes: int = 1000            # the paper counts with the ImageNet classifier
+    in_chans: int = 3
+    threads: int = 1                   # batch-1 latency is reported single-threaded by default
+    device: str = "cpu"
+    repeats: int = 20
+
+    def __post_init__(self) -> None:
+        if self.input_size is not None and self.input_size < 8:
+            raise ValueError(f"--input-size {self.input_size}; allowed: >= 8")
+        if self.num_classes < 1 or self.threads < 1 or self.repeats < 1:
+            raise ValueError("--num-classes, --threads and --repeats must be >= 1")
+
+
+def profile_config(config: dict, settings: ProfileSettings) -> dict:
+    """Profile one resolved run config; returns a record like a run's (status ``completed``)."""
+    from ablate.models import create_model
+    from ablate.models.complexity import profile_model
+
+    model_cfg = dict(config["model"])
+    name = model_cfg.pop("name")
+    size = settings.input_size or (32 if model_cfg.get("stem") == "small" else 224)
+    model = create_model(name, num_classes=settings.num_classes, in_chans=settings.in_chans,
+                         attention=dict(config["attention"]), **model_cfg)
+    input_size = (1, settings.in_chans, size, size)
+    stats = profile_model(model, input_size, threads=settings.threads, device=settings.device,
+                          repeats=settings.repeats, warmup=min(5, settings.repeats))
+    semantic = {"model": config["model"], "attention": config["attention"], "profile": {
+        "input_size": list(input_size), "num_classes": settings.num_classes}}
+    return {"run_key": run_key(semantic), "status": "completed", "kind": "profile",
+            "input_size": list(input_size), "num_classes": settings.num_classes, "threads": settings.threads,
+            "device": settings.device, **stats, "config": {**semantic, "seed": config.get("seed", 0)}}
+
+
+def profile_main(argv: list[str]) -> int:
+    """``ablate profile [overrides] [-m] [--sweep NAME]``."""
+    p = argparse.ArgumentParser(prog="ablate profile", description="Params, MAdds and latency of models, no training.")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides; with -m, comma lists expand to a grid")
+    p.add_argument("-m", "--multirun", action="store_true", help="expand comma-separated override values")
+    p.add_argument("--sweep", help="profile every model of sweeps/NAME.yaml (seeds ignored) and build its table")
+    p.add_argument("--input-size", type=int, default=None, help="square input side (default 224, 32 for stem=small)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--repeats", type=int, default=20, help="timed batch-1 forward passes (median reported)")
+    args = p.parse_intermixed_args(argv)
+    settings = ProfileSettings(args.input_size, args.num_classes, 3, args.threads, args.device, args.repeats)
+    from ablate.track.store import RunDirStore
+
+    if args.sweep:
+        from ablate.sweep import load_sweep
+
+        spec = load_sweep(args.sweep)
+        spec.seeds = spec.seeds[:1]
+        override_sets = spec.expand(args.overrides)
+    elif args.multirun:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
+        override_sets = [list(b) for batch in BasicSweeper.split_arguments(parsed, None) for b in batch]
+    else:
+        override_sets = [args.overrides]
+    sweep_name = spec.name if args.sweep else None
+    configs = [to_container(compose(o)) for o in override_sets]  # all validated before any measuring
+    for c in configs:  # the model knobs, checked before any measurement
+        from ablate.models import create_model
+
+        m = dict(c["model"])
+        create_model(m.pop("name"), num_classes=settings.num_classes, attention=dict(c["attention"]), **m)
+    paths = configs[0]["paths"]
+    store = RunDirStore(Path(paths["output_dir"]) / "profiles")
+    records = []
+    for i, (overrides, cfg) in enumerate(zip(override_sets, configs), 1):
+        rec = profile_config(cfg, settings)
+        rec["overrides"] = overrides
+        store.put(rec)
+        records.append(rec)
+        log.info("[%d/%d] %s", i, len(configs), " ".join(o for o in overrides if not o.startswith(("seed=", "sweep="))))
+    _print(records)
+    csv = Path(paths["tables_dir"]) / f"profile{'-' + sweep_name if sweep_name else ''}.csv"
+    _write_csv(records, csv)
+    print(f"wrote {csv}")
+    if sweep_name:
+        _sweep_table(sweep_name, records, store, paths)
+    return 0
+
+
+def _row(rec: dict) -> dict:
+    m, a = rec["config"]["model"], rec["config"]["attention"]
+    knobs = ",".join(f"{k}={v}" for k, v in a.items() if k == "branches")
+    return {"model": m["name"], "width": m.get("width"), "stem": m.get("stem"),
+            "attention": a["kind"] + (f"({knobs})" if knobs and a.get("branches") != "hw" else ""),
+            "params": rec["params"], "params_M": round(rec["params"] / 1e6, 3), "madds": rec["madds"],
+            "madds_M": round(rec["madds"] / 1e6, 1), "latency_ms": round(rec["latency_ms"], 2),
+            "input": "x".join(str(s) for s in rec["input_size"][2:]), "run_key": rec["run_key"]}
+
+
+def _print(records: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="Params / MAdds (paper counting) / batch-1 latency")
+    cols = ["model", "width", "attention", "input", "params", "params_M", "madds", "madds_M", "latency_ms"]
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("model", "attention") else "right")
+    for rec in records:
+        row = _row(rec)
+        t.add_row(*(str(row[c]) for c in cols))
+    Console(width=140).print(t)
+
+
+def _write_csv(records: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    from ablate.io import atomic_write
+
+    df = pd.DataFrame([_row(r) for r in records])
+    atomic_write(path, lambda fh: df.to_csv(fh, index=False))
+
+
+def _sweep_table(name: str, records: list[dict], store, paths: dict) -> None:
+    """Write the sweep's profile manifest and build its table spec if it has one."""
+    from ablate.io import write_json
+
+    manifest = {"sweep": name, "kind": "profile", "runs_dir": str(store.root),
+                "runs": [{"run_key": r["run_key"], "overrides": r["overrides"], "config": r["config"]} for r in records]}
+    write_json(Path(paths["sweeps_dir"]) / name / "manifest.json", manifest)
+    from ablate.report import list_tables
+
+    if name in list_tables():
+        from ablate.cli import table_main
+
+        table_main([name])
