@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "train": "ablate.cli:train_main",
     "sweep": "ablate.cli:sweep_main",
     "table": "ablate.cli:table_main",
+    "tune": "ablate.sweep.cli:tune_main",
+    "status": "ablate.sweep.cli:status_main",
     "profile": "ablate.profile:profile_main",
 }
 
@@ -76,6 +78,10 @@ def sweep_main(argv: list[str]) -> int:
     from ablate.sweep.runner import pending, plan_sweep, write_manifest
 
     spec = load_sweep(args.name)
+    if spec.kind == "optuna":  # a study: `ablate tune` runs it
+        from ablate.sweep.cli import tune_main
+
+        return tune_main([args.name, *args.overrides, *(["--dry-run"] if args.dry_run else [])])
     if args.seeds:
         spec.seeds = _parse_seeds(args.seeds)
     runs = plan_sweep(spec, args.overrides)

@@ -1,46 +1,78 @@
-"""Launchers: run a list of planned runs somewhere. They differ only in where runs execute.
+"""Launchers: run planned runs, or the workers of an Optuna study, somewhere.
 
-``local`` runs them one after another in this process (no start-up cost per run);
-``parallel`` spreads them over N worker processes, splitting the CPU threads between them.
+One config group (``conf/launcher/*.yaml``), one base class; backends differ in where work
+executes (after Hydra's submitit launcher, whose backends differ only in ``_EXECUTOR``):
+
+``local``     runs one after another in this process (no start-up cost per run);
+``parallel``  spreads them over N spawned worker processes, splitting the CPU threads, or packs
+              ``runs_per_gpu`` workers onto each GPU (``ablate/sweep/packing.py``);
+``slurm``     submits SLURM jobs through submitit (``ablate/sweep/slurm.py``).
 """
 from __future__ import annotations
 
+import importlib
 import logging
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
-from multiprocessing import get_context
-from typing import ClassVar
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
+from ablate.sweep.packing import device_slots, run_pool
 from ablate.sweep.runner import PlannedRun
 from ablate.train.run import RunLocked, run
 
+if TYPE_CHECKING:
+    from ablate.sweep.study import StudyJob
+
 log = logging.getLogger("ablate")
+
+# name -> "module:Class"; resolved lazily so `slurm` costs nothing until it is used.
+LAUNCHERS: dict[str, str] = {
+    "local": "ablate.sweep.launchers:LocalLauncher",
+    "parallel": "ablate.sweep.launchers:ParallelLauncher",
+    "slurm": "ablate.sweep.slurm:SlurmLauncher",
+}
 
 
 @dataclass
 class LauncherConfig:
-    """The ``launcher`` config group."""
+    """The keys every launcher has (conf/launcher/local.yaml documents each)."""
 
     name: str = "local"
-    workers: int = 1
+    workers: int = 1                        # concurrent worker processes / jobs
+    runs_per_gpu: Optional[int] = None      # pack K runs per GPU (K CPU processes without a GPU)
+    mem_per_run_gb: Optional[float] = None  # refuse a K whose runs would not fit a GPU's free memory
+    gpus: Optional[list] = None             # GPU ids to pack onto; null = every visible GPU
 
     def __post_init__(self) -> None:
         if self.name not in LAUNCHERS:
-            raise ValueError(f"unknown launcher {self.name!r}; allowed: {', '.join(sorted(LAUNCHERS))}")
+            raise ValueError(f"unknown launcher {self.name!r}; allowed: {', '.join(LAUNCHERS)}")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"launcher.workers={self.workers!r}; allowed: an integer >= 1")
+        if self.runs_per_gpu is not None and (not isinstance(self.runs_per_gpu, int) or self.runs_per_gpu < 1):
+            raise ValueError(f"launcher.runs_per_gpu={self.runs_per_gpu!r}; allowed: null or an integer >= 1")
+        if self.mem_per_run_gb is not None and not self.mem_per_run_gb > 0:
+            raise ValueError(f"launcher.mem_per_run_gb={self.mem_per_run_gb!r}; allowed: null or a number > 0")
+
+    def slots(self, default: int) -> list[Optional[str]]:
+        """One entry per worker: its CUDA_VISIBLE_DEVICES (None = leave as is / CPU)."""
+        return device_slots(self.runs_per_gpu, self.mem_per_run_gb, self.gpus) or [None] * default
 
 
 class Launcher:
-    """Base: ``launch(runs)`` returns the records of the runs it ran (skipped ones excluded)."""
+    """Base: ``launch(runs)`` and ``work_study(job, workers)`` return the records they produced."""
 
     name: ClassVar[str] = "base"
+    config_class: ClassVar[type] = LauncherConfig
 
     def __init__(self, cfg: LauncherConfig) -> None:
         self.cfg = cfg
 
+    def check(self) -> None:
+        """Raise a one-line ValueError if this launcher cannot start work here (before any submit)."""
+
     def launch(self, runs: list[PlannedRun]) -> list[dict]:
+        raise NotImplementedError
+
+    def work_study(self, job: "StudyJob", workers: int) -> list[dict]:
         raise NotImplementedError
 
 
@@ -48,8 +80,15 @@ class LocalLauncher(Launcher):
     name = "local"
 
     def launch(self, runs: list[PlannedRun]) -> list[dict]:
+        from ablate.train.engine import _STOP
+
+        if self.cfg.runs_per_gpu:
+            return ParallelLauncher(self.cfg).launch(runs)
         records = []
         for i, r in enumerate(runs, 1):
+            if _STOP.is_set():  # pre-empted: leave the remaining runs for the relaunch
+                log.warning("stop requested: %d runs left for the relaunch", len(runs) - i + 1)
+                break
             log.info("[%d/%d] run %s: %s", i, len(runs), r.key, " ".join(r.overrides))
             try:
                 records.append(run(r.plan))
@@ -57,14 +96,15 @@ class LocalLauncher(Launcher):
                 log.warning("skipped: %s", exc)
         return records
 
+    def work_study(self, job: "StudyJob", workers: int) -> list[dict]:
+        from ablate.sweep.worker import work
 
-def _worker_init(threads: int) -> None:
-    import torch
+        if self.cfg.runs_per_gpu or workers > 1:
+            return ParallelLauncher(self.cfg).work_study(job, workers)
+        return work(job)
 
-    torch.set_num_threads(threads)
 
-
-def _run_in_worker(plan) -> dict | None:
+def _run_in_worker(plan) -> Optional[dict]:
     try:
         return run(plan)
     except RunLocked as exc:
@@ -76,24 +116,37 @@ class ParallelLauncher(Launcher):
     name = "parallel"
 
     def launch(self, runs: list[PlannedRun]) -> list[dict]:
-        workers = min(self.cfg.workers, max(1, len(runs)))
-        threads = max(1, (os.cpu_count() or 1) // workers)
         records = []
-        ctx = get_context("spawn")  # fresh interpreters: no inherited torch thread pools
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-            futures = {pool.submit(_run_in_worker, r.plan): r for r in runs}
-            for i, fut in enumerate(as_completed(futures), 1):
-                rec = fut.result()
-                r = futures[fut]
-                log.info("[%d/%d] run %s %s", i, len(runs), r.key, rec["status"] if rec else "skipped")
-                if rec:
-                    records.append(rec)
+        slots = self.cfg.slots(self.cfg.workers)
+        for i, (plan, rec) in enumerate(run_pool(_run_in_worker, [r.plan for r in runs], slots), 1):
+            log.info("[%d/%d] run %s %s", i, len(runs), plan.key, rec["status"] if rec else "skipped")
+            if rec:
+                records.append(rec)
+        return records
+
+    def work_study(self, job: "StudyJob", workers: int) -> list[dict]:
+        from ablate.sweep.worker import work
+
+        slots = self.cfg.slots(workers)
+        records: list[dict] = []
+        for _, recs in run_pool(work, [job.for_worker(i) for i in range(len(slots))], slots):
+            records.extend(recs)
         return records
 
 
-LAUNCHERS: dict[str, type[Launcher]] = {c.name: c for c in (LocalLauncher, ParallelLauncher)}
+def launcher_class(name: str) -> type[Launcher]:
+    if name not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {name!r}; allowed: {', '.join(LAUNCHERS)}")
+    module, cls = LAUNCHERS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
-def get_launcher(cfg: dict) -> Launcher:
-    lc = LauncherConfig(**cfg)
-    return LAUNCHERS[lc.name](lc)
+def get_launcher(cfg: dict[str, Any]) -> Launcher:
+    """The launcher a run config's ``launcher`` group names, its keys validated."""
+    cfg = dict(cfg)
+    cls = launcher_class(cfg.get("name", "local"))
+    allowed = [f.name for f in fields(cls.config_class)]
+    unknown = sorted(set(cfg) - set(allowed))
+    if unknown:
+        raise ValueError(f"launcher {cls.name}: unknown option {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    return cls(cls.config_class(**cfg))

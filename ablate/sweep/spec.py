@@ -1,8 +1,10 @@
-"""Sweep files (``sweeps/<name>.yaml``), validated against a commented dataclass.
+"""Sweep files (``sweeps/<name>.yaml``), validated against commented dataclasses.
 
-A grid sweep is base overrides x the cartesian product of ``grid`` axes x ``seeds``. Each axis
-is a Hydra override key (a config group such as ``attention`` or a value such as
-``attention.reduction``), so every run of a sweep is exactly an ``ablate train`` command line.
+``kind: grid`` (``SweepSpec``) is base overrides x the cartesian product of ``grid`` axes x
+``seeds``. Each axis is a Hydra override key (a config group such as ``attention`` or a value
+such as ``attention.reduction``), so every run of a sweep is exactly an ``ablate train`` command
+line. ``kind: optuna`` (``StudySpec`` in ``ablate/sweep/study_spec.py``) declares a search space
+instead; its trials are ordinary runs too.
 """
 from __future__ import annotations
 
@@ -16,24 +18,35 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ablate.config import project_root
 
-KINDS = ("grid",)
+KINDS = ("grid", "optuna")
 
 
 @dataclass
-class SweepSpec:
-    """One study: which runs, and which table they feed."""
+class BaseSweepSpec:
+    """What every sweep file has, whatever its kind (after Hydra's ``BaseQueueConf``)."""
 
     name: str = MISSING                         # the file's stem; also the W&B group
-    kind: str = "grid"                          # grid (the paper's ablation tables)
+    kind: str = "grid"                          # grid (the paper's ablation tables) | optuna (tuning)
     description: str = ""                       # one line for `ablate sweep --list`
     table: Optional[str] = None                 # analysis/<table>.yaml built from this sweep
     overrides: list[str] = field(default_factory=list)      # applied to every run
-    grid: dict[str, list[Any]] = field(default_factory=dict)  # override key -> values
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per seed per cell
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"sweep {self.name!r}: unknown kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+
+
+@dataclass
+class SweepSpec(BaseSweepSpec):
+    """A grid: which runs, and which table they feed."""
+
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # override key -> values
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per seed per cell
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind != "grid":
+            raise ValueError(f"sweep {self.name!r}: kind {self.kind!r} is not a grid; load it with load_sweep()")
         if not self.seeds:
             raise ValueError(f"sweep {self.name!r}: seeds is empty; allowed: a list of integers >= 0")
         for key, values in self.grid.items():
@@ -69,16 +82,26 @@ def list_sweeps() -> list[str]:
     return sorted(p.stem for p in sweeps_dir().glob("*.yaml"))
 
 
-def load_sweep(name: str) -> SweepSpec:
-    """Read and validate ``sweeps/<name>.yaml`` (a path to a YAML file works too)."""
+def load_sweep(name: str):
+    """Read and validate ``sweeps/<name>.yaml`` (a path to a YAML file works too).
+
+    Returns a ``SweepSpec`` (``kind: grid``) or a ``StudySpec`` (``kind: optuna``).
+    """
     path = Path(name) if name.endswith((".yaml", ".yml")) else sweeps_dir() / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown sweep {name!r}; allowed: {', '.join(list_sweeps()) or '(none in sweeps/)'}")
     raw = OmegaConf.load(path)
     raw.setdefault("name", path.stem)
+    kind = raw.get("kind", "grid")
+    if kind not in KINDS:
+        raise ValueError(f"sweep {path.stem!r}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if kind == "optuna":
+        from ablate.sweep.study_spec import StudySpec as cls
+    else:
+        cls = SweepSpec
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(SweepSpec), raw)
+        merged = OmegaConf.merge(OmegaConf.structured(cls), raw)
         data = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:
         raise ValueError(f"sweep {path.stem!r}: {str(exc).splitlines()[0]}") from None
-    return SweepSpec(**data)
+    return cls(**data)

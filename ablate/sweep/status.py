@@ -1,0 +1,158 @@
+"""``ablate status``: where a launched sweep or study stands, from files and the study's storage.
+
+Sources, all read-only: the sweep's ``manifest.json`` (which runs make it up), each run's
+``result.json`` (final status), the run lock ``<runs_dir>/.<key>.lock`` (``running`` when its
+process is alive), SLURM's queue for jobs the SLURM launcher recorded (``queued`` when
+pending), and for a study the Optuna storage (trial states, best trial or Pareto front).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+from ablate.io import read_json
+
+STATES = ("completed", "running", "queued", "failed", "diverged", "pruned", "preempted", "missing")
+FINAL = ("completed", "failed", "diverged", "pruned")
+
+
+def _paths(overrides: list[str] | tuple):
+    from ablate.config import compose
+
+    return compose([o for o in overrides if o.startswith("paths.")]).paths
+
+
+def slurm_states(sweep_dir: Path) -> dict[str, str]:
+    """SLURM job id -> state (PENDING, RUNNING, ...) for the jobs the SLURM launcher recorded."""
+    path = sweep_dir / "slurm_jobs.json"
+    if not path.exists() or shutil.which("squeue") is None:
+        return {}
+    jobs = read_json(path).get("jobs", [])
+    arrays = sorted({str(j["job_id"]).split("_")[0] for j in jobs})
+    if not arrays:
+        return {}
+    out = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(arrays), "-o", "%i|%T"],
+                         capture_output=True, text=True, timeout=30)
+    states = dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
+    return {str(j["job_id"]): states[str(j["job_id"])] for j in jobs if str(j["job_id"]) in states}
+
+
+def sweep_status(name: str, overrides: list[str] | tuple = (), storage: Optional[str] = None) -> dict:
+    """Counts per state (``STATES``), totals, and for a study the best trial lines."""
+    from ablate.sweep.runner import read_manifest
+    from ablate.track.store import RunDirStore
+
+    paths = _paths(overrides)
+    manifest = read_manifest(paths.sweeps_dir, name)
+    if manifest is None:
+        launched = sorted(p.parent.name for p in Path(paths.sweeps_dir).glob("*/manifest.json"))
+        raise ValueError(f"sweep {name!r} has not been launched (no manifest in {paths.sweeps_dir}); "
+                         f"allowed: {', '.join(launched) or '(none launched yet)'}")
+    store = RunDirStore(manifest["runs_dir"] or paths.runs_dir)
+    sweep_dir = Path(paths.sweeps_dir) / name
+    if manifest.get("kind") == "optuna":
+        return _study_status(manifest, store, storage, sweep_dir)
+    return _grid_status(manifest, store, sweep_dir)
+
+
+def _run_state(store, key: str) -> Optional[str]:
+    from ablate.train.run import lock_holder_alive
+
+    if lock_holder_alive(store.root / f".{key}.lock"):
+        return "running"
+    return store.status(key)
+
+
+def _grid_status(manifest: dict, store, sweep_dir: Path) -> dict:
+    jobs = slurm_states(sweep_dir)
+    recorded = read_json(sweep_dir / "slurm_jobs.json").get("jobs", []) if jobs else []
+    pending_keys = {k for j in recorded if jobs.get(str(j["job_id"])) == "PENDING" for k in j.get("run_keys", [])}
+    counts: Counter = Counter()
+    for entry in manifest["runs"]:
+        state = _run_state(store, entry["run_key"])
+        if state is None:
+            state = "queued" if entry["run_key"] in pending_keys else "missing"
+        counts[state] += 1
+    return {"sweep": manifest["sweep"], "kind": "grid", "total": len(manifest["runs"]), "counts": dict(counts),
+            "lines": []}
+
+
+def _study_status(manifest: dict, store, storage: Optional[str], sweep_dir: Path) -> dict:
+    import optuna
+
+    from ablate.sweep.storage import open_storage, resolve_storage_url
+    from ablate.sweep.study import best_trials, counted, describe
+    from ablate.sweep.worker import SUPERSEDED
+
+    url = storage or manifest["storage"]
+    if "***" in url:  # the manifest never holds a password: take it from the sweep file
+        from ablate.sweep import load_sweep
+
+        url = resolve_storage_url(load_sweep(manifest["sweep"]).storage, sweep_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=manifest["study_name"], storage=open_storage(resolve_storage_url(url, sweep_dir)))
+    trials = study.get_trials(deepcopy=False)
+    counts: Counter = Counter()
+    for t in counted(trials):
+        state = t.state.name
+        if state == "WAITING":
+            counts["queued"] += 1
+        elif state == "RUNNING":
+            counts["running"] += 1
+        elif state == "COMPLETE":
+            counts["completed"] += 1
+        elif state == "PRUNED":
+            counts["pruned"] += 1
+        else:
+            counts[t.user_attrs.get("status") if t.user_attrs.get("status") in ("diverged", "failed") else "failed"] += 1
+    counts["preempted"] += sum(1 for t in trials if t.user_attrs.get(SUPERSEDED))
+    missing = manifest["n_trials"] - len(counted(trials))
+    if missing > 0:
+        counts["missing"] += missing
+    lines = describe(study, manifest["objectives"], manifest["n_trials"])[1:] if best_trials(study) else []
+    return {"sweep": manifest["sweep"], "kind": "optuna", "total": manifest["n_trials"], "counts": dict(counts),
+            "lines": lines}
+
+
+def format_status(status: dict) -> str:
+    c = status["counts"]
+    head = (f"sweep {status['sweep']} ({status['kind']}, {status['total']} "
+            f"{'trials' if status['kind'] == 'optuna' else 'runs'}): ")
+    return head + "  ".join(f"{s} {c.get(s, 0)}" for s in STATES) + "".join("\n" + ln for ln in status["lines"])
+
+
+def done(status: dict) -> int:
+    """Runs (trials) whose outcome is final."""
+    return sum(status["counts"].get(s, 0) for s in FINAL)
+
+
+def watch(name: str, overrides: list[str] | tuple = (), *, interval: float = 5.0, storage: Optional[str] = None,
+          max_polls: Optional[int] = None) -> dict:
+    """A rich live progress bar over final runs, refreshed until all are final (or Ctrl-C)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    status = sweep_status(name, overrides, storage)
+    console = Console()
+    columns = (TextColumn("[bold]{task.fields[sweep]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
+    polls = 0
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("sweep", total=status["total"], sweep=name, counts="")
+            while True:
+                counts = " ".join(f"{s}={status['counts'][s]}" for s in STATES if status["counts"].get(s))
+                progress.update(task, completed=done(status), total=status["total"], counts=counts)
+                polls += 1
+                if done(status) >= status["total"] or (max_polls is not None and polls >= max_polls):
+                    break
+                time.sleep(interval)
+                status = sweep_status(name, overrides, storage)
+    except KeyboardInterrupt:
+        pass
+    console.print(format_status(status))
+    return status

@@ -1,0 +1,86 @@
+"""Where an Optuna study lives: a storage URL, checked before any worker starts.
+
+The embedded default is Optuna's journal file (``JournalStorage`` + ``JournalFileBackend``) in
+the sweep dir: several processes on one machine, or jobs on a shared file system, can work it
+without a server. Any Optuna RDB URL (SQLite, PostgreSQL, MySQL) works too.
+
+Accepted forms::
+
+    null                                  -> journal:///<paths.sweeps_dir>/<sweep>/optuna.journal
+    journal:///abs/path/study.journal     a journal file (also: any path ending in .journal)
+    sqlite:///abs/path/study.db
+    postgresql://user:pass@host:5432/db   (postgresql+psycopg2://, +psycopg:// too)
+    mysql://user:pass@host:3306/db        (mysql+pymysql:// etc.)
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Optional
+
+ALLOWED = ("journal:///PATH", "PATH.journal", "sqlite:///PATH", "postgresql://USER:PASS@HOST:PORT/DB",
+           "mysql://USER:PASS@HOST:PORT/DB")
+_RDB = re.compile(r"^(sqlite|postgresql|mysql)(\+[a-z0-9_]+)?://")
+JOURNAL_FILE = "optuna.journal"
+
+
+def check_storage_url(url: Optional[str]) -> None:
+    """Raise a one-line ValueError unless ``url`` is a storage form ablate can open."""
+    if url is None:
+        return
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"bad storage URL {url!r}; allowed: null (journal in the sweep dir), {', '.join(ALLOWED)}")
+    if url.startswith("journal://"):
+        if not url[len("journal://"):].strip("/"):
+            raise ValueError(f"bad storage URL {url!r}: no file path; allowed: {', '.join(ALLOWED)}")
+        return
+    if "://" not in url and url.endswith(".journal"):
+        return
+    m = _RDB.match(url)
+    if not m:
+        raise ValueError(f"bad storage URL {url!r}; allowed: null (journal in the sweep dir), {', '.join(ALLOWED)}")
+    if m.group(1) == "sqlite" and not url.startswith("sqlite:///"):
+        raise ValueError(f"bad storage URL {url!r}: sqlite needs three slashes (sqlite:///PATH)")
+    if m.group(1) != "sqlite" and not re.match(r"^[^:]+://[^/]*[^/:@]+", url):
+        raise ValueError(f"bad storage URL {url!r}: no host; allowed: {', '.join(ALLOWED)}")
+
+
+def resolve_storage_url(url: Optional[str], sweep_dir: str | Path) -> str:
+    """The URL every worker gets: null -> absolute journal file; plain paths made absolute."""
+    check_storage_url(url)
+    if url is None:
+        return f"journal://{Path(sweep_dir).resolve() / JOURNAL_FILE}"
+    if url.startswith("journal://"):
+        return f"journal://{Path(url[len('journal://'):]).resolve()}"
+    if "://" not in url:
+        return f"journal://{Path(url).resolve()}"
+    if url.startswith("postgresql://"):
+        # SQLAlchemy 2.1 defaults postgresql:// to psycopg (v3); pin what is installed.
+        for driver in ("psycopg2", "psycopg"):
+            if importlib.util.find_spec(driver) is not None:
+                return f"postgresql+{driver}://" + url[len("postgresql://"):]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def open_storage(url: str):
+    """An Optuna storage for a resolved URL; a storage that cannot be opened is a ValueError."""
+    import optuna
+
+    if url.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url[len("journal://"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        # pool_pre_ping: long trials outlive idle DB connections (server-side timeouts).
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # noqa: BLE001 - driver missing, auth, refused: all one-line errors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"cannot open storage {redact(url)!r}: {type(exc).__name__}: {first}") from None

@@ -1,0 +1,188 @@
+"""Tune with Optuna: plan a study, create it once, top it up, let the launcher's workers work it.
+
+``tune(spec, extra)`` is what ``ablate tune NAME`` (and ``ablate sweep NAME`` for a
+``kind: optuna`` file) runs:
+
+1. plan: every bounding value of the search space is composed and validated like a run, the
+   launcher and storage are checked; bad input is a one-line ValueError before any compute;
+2. create the study in this process (``create_study(load_if_exists=True)``): workers racing to
+   create it would collide (PostgreSQL: ``DuplicateObject`` on Optuna's enum types);
+3. reconcile: a RUNNING trial whose worker is gone (killed, pre-empted without notice) is marked
+   superseded and its values re-enqueued, so its run resumes from its checkpoint; then exactly
+   ``n_trials - counted`` empty trials are enqueued for the workers to claim;
+4. start the workers (``ablate/sweep/worker.py``) through the launcher and print the outcome.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+from ablate.io import write_json
+from ablate.sweep.storage import open_storage, redact, resolve_storage_url
+from ablate.sweep.study_spec import StudySpec
+from ablate.sweep.worker import SUPERSEDED, StudyJob, make_pruner, make_sampler
+
+log = logging.getLogger("ablate")
+
+__all__ = ["StudyJob", "plan_study", "create_study", "reconcile", "tune", "describe"]
+
+
+def plan_study(spec: StudySpec, extra: list[str] | tuple = ()) -> tuple[StudyJob, dict]:
+    """Validate the search space's bounding runs; return the workers' job and one run config."""
+    from ablate.config import compose
+    from ablate.train.run import prepare
+
+    config = None
+    for overrides in spec.corner_overrides(extra):
+        try:
+            plan = prepare(compose(overrides))
+        except ValueError as exc:
+            raise ValueError(f"sweep {spec.name!r}, search value in [{' '.join(overrides)}]: {exc}") from None
+        config = config or plan.config
+    sweep_dir = Path(config["paths"]["sweeps_dir"]) / spec.name
+    env = {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}
+    job = StudyJob(spec=spec, storage=resolve_storage_url(spec.storage, sweep_dir), extra=list(extra),
+                   epochs=config["trainer"]["epochs"], env=env)
+    make_sampler(spec, 0)                       # bad sampler/pruner options fail here, not in a job
+    make_pruner(spec, job.epochs)
+    return job, config
+
+
+def create_study(job: StudyJob):
+    """Create (or load) the study -> ``(study, storage)``; a bad storage is a one-line ValueError."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(job.storage)
+    spec = job.spec
+    try:
+        study = optuna.create_study(study_name=spec.resolved_study_name, storage=storage,
+                                    directions=spec.directions, load_if_exists=True)
+    except ValueError as exc:  # e.g. an existing study with other directions
+        raise ValueError(f"study {spec.resolved_study_name!r} in {redact(job.storage)!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a DB that refuses us is bad input, not a crash
+        raise ValueError(f"cannot use storage {redact(job.storage)!r}: {type(exc).__name__}: "
+                         f"{(str(exc).splitlines() or [''])[0]}") from None
+    if [d.name.lower() for d in study.directions] != spec.directions:
+        raise ValueError(f"study {study.study_name!r} exists with directions "
+                         f"{[d.name.lower() for d in study.directions]}; the sweep asks {spec.directions}")
+    for key, value in (("sweep", spec.name), ("objectives", spec.objectives), ("n_trials", spec.n_trials)):
+        study.set_user_attr(key, value)
+    return study, storage
+
+
+def worker_alive(worker: Optional[dict]) -> bool:
+    """Is the process that claimed a trial still there? (SLURM job, else pid on this host.)"""
+    if not worker:
+        return False
+    job = worker.get("slurm_job")
+    if job and shutil.which("squeue"):
+        out = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"], capture_output=True, text=True, timeout=30)
+        return out.returncode == 0 and bool(out.stdout.strip())
+    if worker.get("host") != socket.gethostname():
+        return True  # another machine and no scheduler to ask: assume it is still working
+    try:
+        os.kill(int(worker["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, ValueError):
+        return True
+    return True
+
+
+def counted(trials) -> list:
+    """The trials that count towards ``n_trials`` (a superseded trial lives on in its copy)."""
+    return [t for t in trials if not t.user_attrs.get(SUPERSEDED)]
+
+
+def reconcile(study, storage, n_trials: int) -> dict:
+    """Re-enqueue trials of dead workers, then enqueue what ``n_trials`` still needs."""
+    from optuna.trial import TrialState
+
+    revived = 0
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not t.user_attrs.get(SUPERSEDED) and worker_alive(t.user_attrs.get("worker")):
+            continue
+        tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        if not t.user_attrs.get(SUPERSEDED):
+            storage.set_trial_user_attr(tid, SUPERSEDED, True)
+            study.enqueue_trial(dict(t.params), user_attrs={"resumes": t.number})
+            revived += 1
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+    have = len(counted(study.get_trials(deepcopy=False)))
+    added = max(0, n_trials - have)
+    for _ in range(added):
+        study.enqueue_trial({})
+    if revived or added:
+        log.info("study %s: %d trials re-enqueued from dead workers, %d new trials enqueued", study.study_name, revived, added)
+    return {"revived": revived, "added": added, "counted": have + added}
+
+
+def write_study_manifest(job: StudyJob, config: dict) -> Path:
+    """What `ablate status` needs to find the study and its runs."""
+    spec = job.spec
+    path = Path(config["paths"]["sweeps_dir"]) / spec.name / "manifest.json"
+    write_json(path, {
+        "sweep": spec.name, "kind": "optuna", "table": spec.table, "study_name": spec.resolved_study_name,
+        "storage": redact(job.storage), "n_trials": spec.n_trials, "objectives": spec.objectives,
+        "extra_overrides": job.extra, "runs_dir": str(Path(config["paths"]["runs_dir"]).resolve()),
+    })
+    return path
+
+
+def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[int] = None,
+         dry_run: bool = False) -> list[str]:
+    """Plan, create, reconcile and work a study; returns the summary lines it printed."""
+    from ablate.sweep.launchers import get_launcher
+
+    job, config = plan_study(spec, extra)
+    launcher = get_launcher(config["launcher"])
+    n_workers = workers or spec.workers or launcher.cfg.workers
+    if dry_run:
+        lines = [f"study {spec.resolved_study_name}: {spec.n_trials} trials, {n_workers} workers ({launcher.name}), "
+                 f"sampler {spec.resolved_sampler}, pruner {spec.pruner}, storage {redact(job.storage)}",
+                 *(f"  {p.key}: {p.type} {list(p.choices) if p.choices else (p.low, p.high)}" for p in spec.params)]
+        print("\n".join(lines))
+        return lines
+    launcher.check()
+    study, storage = create_study(job)
+    job.launch = len(study.get_trials(deepcopy=False))
+    reconcile(study, storage, spec.n_trials)
+    write_study_manifest(job, config)
+    log.info("study %s: %d trials wanted, %d workers, launcher %s", study.study_name, spec.n_trials, n_workers, launcher.name)
+    launcher.work_study(job, n_workers)
+    lines = describe(study, spec.objectives, spec.n_trials)
+    print("\n".join(lines))
+    return lines
+
+
+def describe(study, objectives: list[str], n_trials: int) -> list[str]:
+    """Trial counts by state and the best trial (one objective) or the Pareto front (several)."""
+    trials = study.get_trials(deepcopy=False)
+    live = counted(trials)
+    states = Counter(t.state.name.lower() for t in live)
+    lines = [f"study {study.study_name}: {len(live)}/{n_trials} trials "
+             + " ".join(f"{k}={v}" for k, v in sorted(states.items()))
+             + (f" (+{len(trials) - len(live)} superseded)" if len(trials) > len(live) else "")]
+    best = best_trials(study)
+    label = "best" if len(objectives) == 1 else f"Pareto front ({len(best)})"
+    for t in best:
+        vals = ", ".join(f"{m}={v:.4g}" for m, v in zip(objectives, t.values))
+        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+        lines.append(f"  {label}: trial {t.number} {vals}  {params}  run {t.user_attrs.get('run_key')}")
+    return lines
+
+
+def best_trials(study) -> list:
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return []
+    return [study.best_trial] if len(study.directions) == 1 else sorted(study.best_trials, key=lambda t: t.number)

@@ -1,0 +1,210 @@
+"""A study worker: claim a waiting trial, train it as an ordinary run, tell Optuna, repeat.
+
+The parent (``ablate/sweep/study.py``) creates the study once and enqueues exactly as many
+waiting trials as ``n_trials`` still needs. Workers (processes or SLURM array tasks, any number)
+only ever *claim* those trials, with the storage's compare-and-set from WAITING to RUNNING that
+``Study.ask`` uses, and never create one: so two workers racing for the last trial cannot
+over-shoot ``n_trials`` (a ``MaxTrialsCallback`` checks only after a trial ends).
+
+Per trial: the sampler fills in the values (``suggest_*``; a re-enqueued trial gets its fixed
+values back), they become Hydra overrides, and ``ablate.train.run.run`` trains the run with an
+``on_epoch_end`` that reports validation accuracy to the pruner (``Pruned`` -> status
+``pruned``). A run already finished under the same run key is reused, not re-trained. A
+pre-empted run (SIGTERM/SIGUSR1) marks its trial ``superseded`` and re-enqueues the same values,
+so whoever claims it next resumes the run from its checkpoint; the study still counts it once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ablate.sweep.study_spec import Param, StudySpec
+
+log = logging.getLogger("ablate")
+
+SUPERSEDED = "superseded"   # trial user attr: replaced by a re-enqueued copy (not counted)
+# Per-epoch value reported to the pruner for a single objective (must point the study's way).
+EPOCH_METRIC = {"top1": "val_top1", "top5": "val_top5", "loss": "val_loss"}
+
+
+@dataclass
+class StudyJob:
+    """Everything a worker needs; picklable, so it travels to processes and SLURM jobs."""
+
+    spec: StudySpec
+    storage: str                                # resolved URL (ablate.sweep.storage)
+    extra: list[str] = field(default_factory=list)   # command-line overrides for every trial
+    epochs: int = 1                             # trainer.epochs (Hyperband's max resource)
+    env: dict[str, str] = field(default_factory=dict)  # ABLATE_* variables to set in the worker
+    launch: int = 0                             # trials in the study at launch (seeds the sampler)
+    worker: int = 0
+
+    def for_worker(self, index: int) -> "StudyJob":
+        return dataclasses.replace(self, worker=index)
+
+
+def make_sampler(spec: StudySpec, seed: int):
+    import optuna
+
+    kind, opts = spec.resolved_sampler, dict(spec.sampler_options)
+    try:
+        if kind == "tpe":
+            # constant_liar: running trials count as bad guesses, so parallel workers spread out.
+            return optuna.samplers.TPESampler(seed=seed, **{"constant_liar": True, **opts})
+        if kind == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, **opts)
+        return optuna.samplers.RandomSampler(seed=seed, **opts)
+    except TypeError as exc:
+        raise ValueError(f"sweep {spec.name!r}: sampler_options for {kind}: {exc}") from None
+
+
+def make_pruner(spec: StudySpec, epochs: int):
+    import optuna
+
+    opts = dict(spec.pruner_options)
+    try:
+        if spec.pruner == "median":
+            return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, **opts})
+        if spec.pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(**{"min_resource": 1, "max_resource": max(1, epochs), **opts})
+        return optuna.pruners.NopPruner()
+    except TypeError as exc:
+        raise ValueError(f"sweep {spec.name!r}: pruner_options for {spec.pruner}: {exc}") from None
+
+
+def worker_seed(job: StudyJob) -> int:
+    """Distinct per worker and per launch: a relaunch must not replay the first launch's guesses."""
+    return (job.spec.seed * 1_000_003 + job.launch * 1_009 + job.worker) % 2**31
+
+
+def identity() -> dict:
+    """Who is working a trial; the parent uses it to tell a dead worker's trial from a live one."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": job}
+
+
+def claim(study, storage):
+    """A waiting trial of ``study``, now RUNNING and ours; None when none is left."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                continue  # another worker won this one
+        except UpdateFinishedTrialError:
+            continue
+        trial = optuna.Trial(study, trial_id)
+        trial.set_user_attr("worker", identity())
+        return trial
+    return None
+
+
+def suggest(trial, p: Param) -> Any:
+    if p.type == "categorical":
+        return trial.suggest_categorical(p.key, list(p.choices))
+    if p.type == "int":
+        return trial.suggest_int(p.key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(p.key, float(p.low), float(p.high), step=p.step, log=p.log)
+
+
+def work(job: StudyJob) -> list[dict]:
+    """Run trials until the study has no waiting trial left (or a stop signal arrives)."""
+    import optuna
+
+    from ablate.sweep.storage import open_storage
+    from ablate.train.engine import _STOP
+
+    for k, v in job.env.items():
+        os.environ.setdefault(k, v)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(job.storage)
+    sampler = make_sampler(job.spec, worker_seed(job))
+    pruner = make_pruner(job.spec, job.epochs)
+    records: list[dict] = []
+    while not _STOP.is_set():
+        # A fresh Study object per trial: its trial cache is then this moment's, as in Study.ask.
+        study = optuna.load_study(study_name=job.spec.resolved_study_name, storage=storage,
+                                  sampler=sampler, pruner=pruner)
+        trial = claim(study, storage)
+        if trial is None:
+            break
+        rec = run_trial(study, trial, job)
+        if rec is not None:
+            records.append(rec)
+            if rec["status"] == "preempted":
+                break
+    log.info("worker %d: %d trials, study done or stopped", job.worker, len(records))
+    return records
+
+
+def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
+    """Train one trial as an ordinary run and tell the study its outcome."""
+    from optuna.trial import TrialState
+
+    from ablate.config import compose
+    from ablate.train.engine import Pruned
+    from ablate.train.run import prepare
+
+    spec = job.spec
+    values = {p.key: suggest(trial, p) for p in spec.params}
+    overrides = spec.trial_overrides(values, trial.number, job.extra)
+    try:
+        plan = prepare(compose(overrides))
+    except ValueError as exc:  # a combination the corner check could not foresee
+        trial.set_user_attr("status", "failed")
+        trial.set_user_attr("message", str(exc))
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    trial.set_user_attr("run_key", plan.key)
+    metric = EPOCH_METRIC.get(spec.objectives[0])
+    prune = spec.pruner != "none" and metric is not None
+
+    def on_epoch_end(epoch: int, row: dict) -> None:
+        if prune:
+            trial.report(row[metric], epoch)
+            if trial.should_prune():
+                raise Pruned(f"trial {trial.number} pruned by the {spec.pruner} pruner after epoch {epoch + 1} "
+                             f"({metric} {row[metric]:.2f})")
+
+    log.info("trial %d: run %s %s", trial.number, plan.key, " ".join(f"{k}={v}" for k, v in values.items()))
+    rec = _run_when_free(plan, on_epoch_end)
+    status = rec["status"]
+    trial.set_user_attr("status", status)
+    if status == "completed" and all(rec.get(m) is not None for m in spec.objectives):
+        study.tell(trial, [float(rec[m]) for m in spec.objectives])
+    elif status == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    elif status == "preempted":
+        # Order matters if this process dies midway: marked first, so it is never counted twice.
+        trial.set_user_attr(SUPERSEDED, True)
+        study.enqueue_trial(values, user_attrs={"resumes": trial.number})
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        trial.set_user_attr("message", rec.get("message", ""))
+        study.tell(trial, state=TrialState.FAIL)
+    return rec
+
+
+def _run_when_free(plan, on_epoch_end) -> dict:
+    """``run(plan)``; if another worker is training the same run key, wait and reuse its result."""
+    from ablate.train.engine import _STOP
+    from ablate.train.run import RunLocked, run
+
+    while True:
+        try:
+            return run(plan, on_epoch_end=on_epoch_end)
+        except RunLocked:
+            if _STOP.is_set():
+                return {"run_key": plan.key, "status": "preempted", "message": "stopped while waiting"}
+            time.sleep(1.0)
