@@ -47,7 +47,7 @@ def plan_study(spec: StudySpec, extra: list[str] | tuple = ()) -> tuple[StudyJob
         config = config or plan.config
     sweep_dir = Path(config["paths"]["sweeps_dir"]) / spec.name
     env = {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}
-    job = StudyJob(spec=spec, storage=resolve_storage_url(spec.storage, sweep_dir), extra=list(extra),
+    job = StudyJob(spec=spec, storage=resolve_storage_url(spec.storage, sweep_dir), sweep_dir=str(sweep_dir.resolve()), extra=list(extra),
                    epochs=config["trainer"]["epochs"], env=env)
     make_sampler(spec, 0)                       # bad sampler/pruner options fail here, not in a job
     make_pruner(spec, job.epochs)

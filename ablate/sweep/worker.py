@@ -38,6 +38,7 @@ class StudyJob:
 
     spec: StudySpec
     storage: str                                # resolved URL (ablate.sweep.storage)
+    sweep_dir: str = ""                         # paths.sweeps_dir/<sweep>: journal, submitit logs
     extra: list[str] = field(default_factory=list)   # command-line overrides for every trial
     epochs: int = 1                             # trainer.epochs (Hyperband's max resource)
     env: dict[str, str] = field(default_factory=dict)  # ABLATE_* variables to set in the worker

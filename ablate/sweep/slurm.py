@@ -1,0 +1,220 @@
+"""The ``slurm`` launcher: grid runs as a submitit job array, study workers as array tasks.
+
+Grids: one array task per run, or, with ``runs_per_gpu=K``, one task per ``K x gpus_per_node``
+runs that the task packs onto its node (``ablate/sweep/packing.py``). Studies: ``workers``
+array tasks, each a worker claiming trials from the shared storage (``ablate/sweep/worker.py``).
+
+Pre-emption and time limits: submitit asks SLURM for ``--signal=USR1@signal_delay_s``. The run
+turns SIGUSR1/SIGTERM into a clean stop at the next step (``ablate.train.engine``), keeps its
+last epoch checkpoint and records ``preempted``; the task then hands over to submitit's own
+handler, which calls ``checkpoint()`` below (a ``DelayedSubmission`` of the same task) and
+requeues the job. The requeued task skips finished runs by run key and resumes the partial one
+from its checkpoint. submitit is imported inside methods: it is an optional dependency.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from ablate.io import read_json, write_json
+from ablate.sweep.launchers import Launcher, LauncherConfig
+
+if TYPE_CHECKING:
+    from ablate.sweep.runner import PlannedRun
+    from ablate.sweep.worker import StudyJob
+
+log = logging.getLogger("ablate")
+
+
+@dataclass
+class SlurmLauncherConfig(LauncherConfig):
+    """conf/launcher/slurm.yaml documents each key."""
+
+    name: str = "slurm"
+    workers: int = 2
+    partition: Optional[str] = None
+    gpus_per_node: int = 0
+    cpus_per_task: int = 2
+    mem_gb: Optional[float] = 4
+    timeout_min: int = 60
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    array_parallelism: int = 64
+    setup: list[str] = field(default_factory=list)
+    signal_delay_s: int = 90
+    max_num_timeout: int = 3
+    additional_parameters: dict[str, Any] = field(default_factory=dict)
+    folder: Optional[str] = None
+    wait: bool = True
+    poll_s: float = 2.0
+
+
+def partitions() -> list[str]:
+    """The cluster's partitions (``sinfo``); the default one loses its ``*``."""
+    if shutil.which("sinfo") is None:
+        raise ValueError("launcher slurm: sinfo not found; allowed: a machine with SLURM client tools (and SLURM_CONF set)")
+    out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise ValueError(f"launcher slurm: sinfo failed: {(out.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return sorted({p.strip().rstrip("*") for p in out.stdout.split() if p.strip()})
+
+
+def _call_job(fn, arg):
+    """Run ``fn(arg)`` in a submitit job; on a pre-emption stop, let submitit requeue the job."""
+    previous = signal.getsignal(signal.SIGUSR1)  # submitit's checkpoint_and_try_requeue
+    result = fn(arg)
+    from ablate.train.engine import _STOP
+
+    if _STOP.is_set() and callable(previous) and "submitit" in getattr(previous, "__module__", ""):
+        log.warning("stopped by a signal: checkpointed; asking submitit to requeue this job")
+        try:
+            previous(signal.SIGUSR1, None)  # calls checkpoint(), `scontrol requeue`, exits
+        except Exception as exc:  # noqa: BLE001 - e.g. a cancelled job cannot be requeued
+            log.warning("not requeued: %s", exc)
+    return result
+
+
+class _Task:
+    """Base of the picklable job callables: environment, ``checkpoint`` for requeueing."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        import submitit
+
+        # Same callable, same arguments: finished runs are skipped, a partial one resumes.
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+    def _setenv(self) -> None:
+        for k, v in self.env.items():
+            os.environ.setdefault(k, v)
+
+
+class RunTask(_Task):
+    """One array task of a grid: its runs (one, or a packed chunk run K per GPU)."""
+
+    def __init__(self, env: dict[str, str], cfg: dict) -> None:
+        super().__init__(env)
+        self.cfg = cfg
+
+    def __call__(self, plans: list) -> list[dict]:
+        self._setenv()
+        from ablate.sweep.launchers import LocalLauncher, ParallelLauncher
+        from ablate.sweep.runner import PlannedRun
+
+        runs = [PlannedRun([], p) for p in plans]
+        cfg = LauncherConfig(**self.cfg)
+        launcher = ParallelLauncher(cfg) if len(plans) > 1 and cfg.runs_per_gpu else LocalLauncher(LauncherConfig())
+        return _call_job(launcher.launch, runs)
+
+
+class WorkerTask(_Task):
+    """One array task of a study: a worker claiming trials until none is left."""
+
+    def __call__(self, job: "StudyJob") -> list[dict]:
+        self._setenv()
+        from ablate.sweep.worker import work
+
+        return _call_job(work, job)
+
+
+class SlurmLauncher(Launcher):
+    name = "slurm"
+    config_class = SlurmLauncherConfig
+    cfg: SlurmLauncherConfig
+
+    def check(self) -> None:
+        """Fail fast, before anything is submitted: submitit present, partition exists."""
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise ValueError("launcher slurm needs submitit; allowed: pip install 'ablate[cluster]'") from None
+        existing = partitions()
+        if self.cfg.partition is not None and self.cfg.partition not in existing:
+            raise ValueError(f"SLURM partition {self.cfg.partition!r} does not exist; allowed: {', '.join(existing) or '(none)'}")
+
+    def _executor(self, folder: Path, name: str):
+        import submitit
+
+        c = self.cfg
+        ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm", slurm_max_num_timeout=c.max_num_timeout)
+        params: dict[str, Any] = {
+            "name": name, "timeout_min": c.timeout_min, "cpus_per_task": c.cpus_per_task, "nodes": 1,
+            "tasks_per_node": 1, "slurm_array_parallelism": c.array_parallelism, "slurm_setup": list(c.setup),
+            "slurm_signal_delay_s": c.signal_delay_s,
+        }
+        if c.gpus_per_node:
+            params["gpus_per_node"] = c.gpus_per_node
+        if c.mem_gb:
+            params["mem_gb"] = c.mem_gb
+        for key, value in (("slurm_partition", c.partition), ("slurm_account", c.account), ("slurm_qos", c.qos)):
+            if value:
+                params[key] = value
+        if c.additional_parameters:
+            params["slurm_additional_parameters"] = dict(c.additional_parameters)
+        ex.update_parameters(**params)
+        return ex
+
+    def _env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}
+
+    def launch(self, runs: list["PlannedRun"]) -> list[dict]:
+        self.check()
+        if not runs:
+            return []
+        config = runs[0].plan.config
+        sweep = runs[0].plan.sweep or "adhoc"
+        sweep_dir = Path(config["paths"]["sweeps_dir"]) / sweep
+        per_task = self.cfg.runs_per_gpu * max(1, self.cfg.gpus_per_node) if self.cfg.runs_per_gpu else 1
+        chunks = [[r.plan for r in runs[i:i + per_task]] for i in range(0, len(runs), per_task)]
+        ex = self._executor(Path(self.cfg.folder or sweep_dir / "submitit"), f"ablate-{sweep}")
+        task = RunTask(self._env(), {k: v for k, v in asdict(self.cfg).items() if k in LauncherConfig.__dataclass_fields__})
+        jobs = ex.map_array(task, chunks)
+        self._record(sweep_dir, jobs, [[p.key for p in chunk] for chunk in chunks], "run")
+        log.info("slurm: submitted %d array tasks for %d runs (job %s)", len(jobs), len(runs), jobs[0].job_id.split("_")[0])
+        return self._collect(sweep_dir, jobs) if self.cfg.wait else []
+
+    def work_study(self, job: "StudyJob", workers: int) -> list[dict]:
+        self.check()
+        sweep_dir = Path(job.sweep_dir)
+        ex = self._executor(Path(self.cfg.folder or sweep_dir / "submitit"), f"ablate-{job.spec.name}")
+        jobs = ex.map_array(WorkerTask(self._env()), [job.for_worker(i) for i in range(workers)])
+        self._record(sweep_dir, jobs, [[] for _ in jobs], "worker")
+        log.info("slurm: submitted %d study workers (job %s)", len(jobs), jobs[0].job_id.split("_")[0])
+        return self._collect(sweep_dir, jobs) if self.cfg.wait else []
+
+    def _record(self, sweep_dir: Path, jobs: list, keys: list[list[str]], kind: str) -> None:
+        """Job ids -> run keys, for `ablate status` (queued = pending in SLURM)."""
+        write_json(sweep_dir / "slurm_jobs.json", {"jobs": [
+            {"job_id": j.job_id, "kind": kind, "run_keys": k} for j, k in zip(jobs, keys)]})
+
+    def _collect(self, sweep_dir: Path, jobs: list) -> list[dict]:
+        """Wait for the jobs (logging SLURM's accounting states as they change); gather records."""
+        seen: Optional[Counter] = None
+        while True:
+            states = Counter(j.state for j in jobs)
+            if states != seen:
+                log.info("slurm: %s", "  ".join(f"{s} {n}" for s, n in sorted(states.items())))
+                seen = states
+            if all(j.done() for j in jobs):
+                break
+            time.sleep(self.cfg.poll_s)
+        records: list[dict] = []
+        for j in jobs:
+            try:
+                records.extend(r for r in (j.result() or []) if r)
+            except Exception as exc:  # noqa: BLE001 - one failed job must not hide the others
+                log.error("slurm job %s failed: %s", j.job_id, (str(exc).strip().splitlines() or [""])[-1])
+        recorded = {e["job_id"]: e for e in read_json(sweep_dir / "slurm_jobs.json")["jobs"]}
+        write_json(sweep_dir / "slurm_jobs.json", {"jobs": [
+            {**recorded.get(j.job_id, {"job_id": j.job_id}), "state": j.state} for j in jobs]})
+        return records
