@@ -71,15 +71,21 @@ def group_options(group: str) -> list[str]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not lines:
+    """Hydra's multi-line errors folded into one line (the options list kept, search path dropped)."""
+    raw = [ln for ln in str(exc).splitlines() if ln.strip()]
+    if not raw:
         return type(exc).__name__
-    # Hydra lists the available options on following lines; fold them into one line.
-    if len(lines) > 1 and lines[1].lower().startswith("available options"):
-        opts = ", ".join(ln.lstrip("- ").strip() for ln in lines[2:] if ln.startswith(("-", "\t")) or ln)
-        return f"{lines[0]} allowed: {opts}"
-    return " ".join(lines)
+    head, options = raw[0].strip(), []
+    for i, ln in enumerate(raw[1:], 1):
+        if ln.lower().startswith("available options"):
+            for opt in raw[i + 1:]:
+                if not opt.startswith(("\t", " ")):
+                    break
+                options.append(opt.strip())
+            break
+    if options:
+        return f"{head}; allowed: {', '.join(options)}"
+    return " ".join(ln.strip() for ln in raw if not ln.startswith(("\t", "Config search path")))
 
 
 def to_container(cfg: DictConfig) -> dict:
