@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "train": "ablate.cli:train_main",
     "sweep": "ablate.cli:sweep_main",
     "table": "ablate.cli:table_main",
+    "report": "ablate.report.commands:report_command",
     "tune": "ablate.sweep.cli:tune_main",
     "status": "ablate.sweep.cli:status_main",
     "profile": "ablate.profile:profile_main",
@@ -111,35 +112,10 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def table_main(argv: list[str]) -> int:
-    """``ablate table SPEC [overrides]``: build analysis/SPEC.yaml from the results store."""
-    p = argparse.ArgumentParser(prog="ablate table", description="Build a paper-style table from finished runs.")
-    p.add_argument("spec", nargs="?", help="a table spec in analysis/ (or a path to a spec YAML)")
-    p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/data/ablate")
-    p.add_argument("--list", action="store_true", help="list the table specs and exit")
-    args = p.parse_intermixed_args(argv)
-    from ablate.report import build_table, list_tables, load_table_spec
+    """``ablate table SPEC [overrides] [--format md,tex,html,csv] [--wandb SRC]``: see ablate/report/commands.py."""
+    from ablate.report.commands import table_command
 
-    if args.list or not args.spec:
-        print("\n".join(list_tables()))
-        return 0
-    from ablate.config import compose
-    from ablate.report.table import print_table, write_table
-    from ablate.sweep.runner import read_manifest
-    from ablate.track.store import RunDirStore
-
-    spec = load_table_spec(args.spec)
-    paths = compose([o for o in args.overrides if o.startswith("paths.")]).paths
-    manifest = read_manifest(paths.sweeps_dir, spec.sweep) if spec.sweep else None
-    store = RunDirStore(manifest["runs_dir"] if manifest and manifest.get("runs_dir") else paths.runs_dir)
-    if manifest:
-        records = [r for r in (store.get(e["run_key"]) for e in manifest["runs"]) if r]
-        table = build_table(spec, records, expected=manifest["runs"])
-    else:
-        table = build_table(spec, store.records(spec.where))
-    print_table(table)
-    for path in write_table(table, paths.tables_dir):
-        print(f"wrote {path}")
-    return 0
+    return table_command(argv)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

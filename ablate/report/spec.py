@@ -1,8 +1,12 @@
 """Table specs (``analysis/<name>.yaml``), validated against commented dataclasses.
 
-A spec says which runs feed the table (a sweep and/or a filter on config keys), one row per
-setting (a label and the config keys that pick its runs), which metrics become columns, and
-how they are formatted. Aggregation is always over seeds: mean ± std with n.
+A spec says which runs feed the table (a sweep and/or a filter on config keys), how the runs
+are laid out (explicit ``rows`` with a label and the config keys that pick each row's runs, or
+a pivot: ``row_key`` values as rows and optional ``column_key`` values as column groups),
+which metrics become columns and how they are aggregated over seeds (mean ± std with n, an
+optional 95% CI, or the share of seeds above a threshold), the baseline row for deltas and
+their significance test, and which plots a report draws. Bad values raise a one-line
+``ValueError`` naming the value and the allowed ones.
 """
 from __future__ import annotations
 
@@ -15,8 +19,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ablate.config import project_root
 
-FORMATS = ("md", "csv")
-AGGREGATES = ("mean_std", "mean")
+FORMATS = ("md", "tex", "html", "csv")
+AGGREGATES = ("mean_std", "mean", "share")
+BEST = ("max", "min")
+TESTS = ("auto", "welch", "mannwhitney", "ttest_rel", "wilcoxon")
+PAIRED_TESTS = ("ttest_rel", "wilcoxon")
+PLOT_KINDS = ("curves", "pareto", "metric_vs", "attention_maps")
 
 
 @dataclass
@@ -28,6 +36,18 @@ class RowSpec:
 
 
 @dataclass
+class AxisSpec:
+    """A pivot axis: one row (or column group) per value of a dotted config key."""
+
+    key: str = MISSING                                   # e.g. attention.reduction
+    values: Optional[list[Any]] = None                  # order; null = every value found in the runs
+    labels: dict[str, str] = field(default_factory=dict)  # str(value) -> label; default str(value)
+
+    def label(self, value: Any) -> str:
+        return self.labels.get(str(value), str(value))
+
+
+@dataclass
 class MetricSpec:
     """One column: a record key (``top1``, ``params``, ...), its header and its format."""
 
@@ -35,7 +55,28 @@ class MetricSpec:
     label: str = MISSING
     scale: float = 1.0            # multiply before formatting (1e-6 for M)
     fmt: str = ".2f"              # Python format spec for the value
-    aggregate: str = "mean_std"   # mean_std: "74.30 ± 0.12"; mean: "3.95" (constant across seeds)
+    aggregate: str = "mean_std"   # mean_std: "74.30 ± 0.12"; mean: "3.95" (constant over seeds);
+                                  # share: "2/3" seeds with value >= threshold (bimodal outcomes)
+    threshold: Optional[float] = None  # for aggregate share, on the scaled value
+    best: Optional[str] = None    # max | min: bold the best cell of each column; null = none
+    delta: bool = False           # show "(+1.20)" against the baseline row, with its significance
+
+    @property
+    def id(self) -> str:
+        """Prefix of this metric's CSV columns (``top1``; ``top1_share`` for a share)."""
+        return f"{self.key}_share" if self.aggregate == "share" else self.key
+
+
+@dataclass
+class PlotSpec:
+    """One plot of the report (matplotlib; PNG and PDF)."""
+
+    kind: str = MISSING           # curves | pareto | metric_vs | attention_maps
+    x: Optional[str] = None       # metric_vs: the config key on the x axis (attention.reduction)
+    y: str = "top1"               # record metric (curves: the metrics.jsonl column, default val_top1)
+    series: Optional[str] = None  # config key: one line per value (metric_vs, curves, pareto)
+    where: dict[str, Any] = field(default_factory=dict)  # extra filter on the table's runs
+    title: str = ""
 
 
 @dataclass
@@ -45,25 +86,90 @@ class TableSpec:
     name: str = MISSING
     title: str = ""
     sweep: Optional[str] = None                     # runs of this sweep (its manifest shows holes)
-    where: dict[str, Any] = field(default_factory=dict)   # filter applied to every row
+    where: dict[str, Any] = field(default_factory=dict)   # filter applied to every cell
     row_header: str = "Settings"
-    rows: list[RowSpec] = field(default_factory=list)
+    rows: list[RowSpec] = field(default_factory=list)     # explicit rows, or ...
+    row_key: Optional[AxisSpec] = None              # ... one row per value of a config key
+    column_key: Optional[AxisSpec] = None           # optional column groups (pivot)
     metrics: list[MetricSpec] = field(default_factory=list)
+    baseline: Optional[str] = None                  # row label (or row_key value) deltas refer to
+    ci: bool = False                                # show the 95% t-interval of each mean
+    test: str = "auto"                              # auto: ttest_rel if pair_by_seed else welch
+    pair_by_seed: bool = False                      # runs of one seed are paired across rows
+    alpha: float = 0.05                             # dagger marker where p < alpha
     formats: list[str] = field(default_factory=lambda: ["md", "csv"])
+    plots: list[PlotSpec] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.rows = [r if isinstance(r, RowSpec) else RowSpec(**r) for r in self.rows]
-        self.metrics = [m if isinstance(m, MetricSpec) else MetricSpec(**m) for m in self.metrics]
-        if not self.rows:
-            raise ValueError(f"table {self.name!r}: rows is empty")
+        def coerce(cls, v):
+            return v if isinstance(v, cls) or v is None else cls(**v)
+
+        self.rows = [coerce(RowSpec, r) for r in self.rows]
+        self.metrics = [coerce(MetricSpec, m) for m in self.metrics]
+        self.plots = [coerce(PlotSpec, p) for p in self.plots]
+        self.row_key, self.column_key = coerce(AxisSpec, self.row_key), coerce(AxisSpec, self.column_key)
+        where = f"table {self.name!r}"
+        if self.rows and self.row_key is not None:
+            raise ValueError(f"{where}: give rows or row_key, not both")
+        if not self.rows and self.row_key is None:
+            raise ValueError(f"{where}: rows is empty (give rows or row_key)")
         if not self.metrics:
-            raise ValueError(f"table {self.name!r}: metrics is empty")
-        for fmt in self.formats:
-            if fmt not in FORMATS:
-                raise ValueError(f"table {self.name!r}: unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+            raise ValueError(f"{where}: metrics is empty")
+        _choice(where, "format", self.formats, FORMATS)
+        _choice(where, "test", [self.test], TESTS)
+        if self.test in PAIRED_TESTS and not self.pair_by_seed:
+            raise ValueError(f"{where}: test {self.test!r} is paired; set pair_by_seed: true or use one of welch, mannwhitney")
+        if self.pair_by_seed and self.test in ("welch", "mannwhitney"):
+            raise ValueError(f"{where}: pair_by_seed with unpaired test {self.test!r}; allowed: auto, {', '.join(PAIRED_TESTS)}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"{where}: alpha={self.alpha!r}; allowed: a number in (0, 1)")
+        ids = [m.id for m in self.metrics]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{where}: metric {max(ids, key=ids.count)!r} appears twice with the same aggregate")
         for m in self.metrics:
-            if m.aggregate not in AGGREGATES:
-                raise ValueError(f"table {self.name!r}: metric {m.key!r} aggregate {m.aggregate!r}; allowed: {', '.join(AGGREGATES)}")
+            _choice(f"{where}: metric {m.key!r}", "aggregate", [m.aggregate], AGGREGATES)
+            if m.best is not None:
+                _choice(f"{where}: metric {m.key!r}", "best", [m.best], BEST)
+            if (m.aggregate == "share") != (m.threshold is not None):
+                raise ValueError(f"{where}: metric {m.key!r}: threshold goes with aggregate share (and only with it)")
+            try:
+                format(1.0, m.fmt)
+            except ValueError:
+                raise ValueError(f"{where}: metric {m.key!r}: bad fmt {m.fmt!r}; allowed: a Python format spec such as .2f") from None
+        if self.baseline is not None and str(self.baseline) not in self.row_labels_or_values():
+            raise ValueError(f"{where}: unknown baseline {self.baseline!r}; allowed: {', '.join(self.row_labels_or_values())}")
+        if self.baseline is None and any(m.delta for m in self.metrics):
+            raise ValueError(f"{where}: a metric has delta: true but baseline is not set")
+        for p in self.plots:
+            _choice(f"{where}: plot", "kind", [p.kind], PLOT_KINDS)
+            if p.kind == "metric_vs" and not p.x:
+                raise ValueError(f"{where}: plot metric_vs needs x (a config key such as attention.reduction)")
+
+    @property
+    def effective_test(self) -> str:
+        """The test deltas use: ``auto`` resolves to ttest_rel when paired, else welch."""
+        if self.test == "auto":
+            return "ttest_rel" if self.pair_by_seed else "welch"
+        return self.test
+
+    def row_labels_or_values(self) -> list[str]:
+        """What ``baseline`` may name: row labels, or the row_key's values and labels."""
+        if self.rows:
+            return [r.label for r in self.rows]
+        vals = [str(v) for v in (self.row_key.values or [])]
+        return vals + [self.row_key.label(v) for v in (self.row_key.values or [])] if vals else [str(self.baseline)]
+
+    def metric(self, key: str) -> MetricSpec:
+        for m in self.metrics:
+            if m.key == key:
+                return m
+        raise ValueError(f"table {self.name!r}: unknown metric {key!r}; allowed: {', '.join(m.key for m in self.metrics)}")
+
+
+def _choice(where: str, what: str, values: list, allowed: tuple) -> None:
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"{where}: unknown {what} {v!r}; allowed: {', '.join(allowed)}")
 
 
 def analysis_dir() -> Path:
@@ -87,3 +193,8 @@ def load_table_spec(name: str) -> TableSpec:
     except OmegaConfBaseException as exc:
         raise ValueError(f"table {path.stem!r}: {str(exc).splitlines()[0]}") from None
     return TableSpec(**data)
+
+
+def tables_for_sweep(sweep: str) -> list[TableSpec]:
+    """Every shipped spec whose ``sweep`` is ``sweep``."""
+    return [s for s in (load_table_spec(n) for n in list_tables()) if s.sweep == sweep]

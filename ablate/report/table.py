@@ -1,128 +1,276 @@
-"""Build a paper-style table from run records: one row per setting, mean ± std (n) per cell.
+"""Build a paper-style table from run records: mean ± std (n) per cell, deltas, significance.
 
-Honesty rules: every cell says how many runs it averages; runs that are missing, failed,
-diverged or pruned are counted in a ``Notes`` column and marked, never dropped silently.
+Honesty rules: every cell says how many runs it averages (an ``n`` column per row or per column
+group); runs that are missing, failed, diverged or pruned are counted in a ``Notes`` column,
+the row is marked ``*`` and a footnote says so, never dropped silently; one cell never pools
+different settings (``cells.check_one_setting``). Deltas against the baseline row carry a
+dagger when the test over seeds gives p < alpha, and the CSV has the p-value and the delta's CI.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
 
+import numpy as np
 import pandas as pd
 
+from ablate.report.cells import RunFrame, check_one_setting, layout
 from ablate.report.spec import MetricSpec, TableSpec
-from ablate.track.store._base import flatten, matches
+from ablate.report.stats import Comparison, Summary, compare, summarize
 
 NOT_COMPLETED_MARK = "*"
+SIGNIFICANT_MARK = "†"
+EMPTY = "–"
+MISSING_STATUS = "missing"  # an expected run (sweep manifest) without a record
+# Metrics every run record has (ablate/train/run.py); any other numeric record key works too.
+RESULT_METRICS = ("top1", "top5", "loss", "params", "madds", "latency_ms", "seconds", "epochs")
+TEST_NAMES = {
+    "welch": "Welch's t-test over seeds",
+    "mannwhitney": "Mann-Whitney U test over seeds",
+    "ttest_rel": "paired t-test, runs paired by seed",
+    "wilcoxon": "Wilcoxon signed-rank test, runs paired by seed",
+    "fisher": "Fisher's exact test on the share",
+}
 
 
 @dataclass
 class Table:
-    """A built table: ``display`` (strings, as printed) and ``values`` (numbers, for CSV)."""
+    """A built table.
+
+    Attributes:
+        display: strings as printed; first column is the row header; MultiIndex columns
+            (group, metric) when the spec pivots on ``column_key``.
+        values: one row per cell with the numbers (CSV): n, holes, mean/std/CI per metric,
+            delta, p-value, test and the delta's CI.
+        bold: same shape as ``display``; True where a cell is the best of its column.
+        footnotes: explanations of the markers, one string each.
+    """
 
     spec: TableSpec
     display: pd.DataFrame
     values: pd.DataFrame
+    bold: pd.DataFrame
+    footnotes: list[str] = field(default_factory=list)
 
     @property
     def has_holes(self) -> bool:
         return bool((self.values["missing"] > 0).any() or (self.values["not_completed"] > 0).any())
 
+    @property
+    def pivot(self) -> bool:
+        return self.spec.column_key is not None
+
+
+@dataclass
+class _Cell:
+    row: str
+    column: Optional[str]
+    counts: Counter
+    missing: int
+    n: int
+    data: dict = field(default_factory=dict)     # metric id -> (values, seeds)
+    summary: dict = field(default_factory=dict)  # metric id -> Summary
+    comp: dict = field(default_factory=dict)     # metric id -> Comparison
+
+    @property
+    def not_completed(self) -> int:
+        return sum(self.counts.values())
+
+    def notes(self) -> str:
+        parts = [f"{c} {s}" for s, c in sorted(self.counts.items())]
+        return ", ".join(parts + ([f"{self.missing} missing"] if self.missing else []))
+
 
 def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[list[dict]] = None) -> Table:
-    """Aggregate ``records`` per row of ``spec``.
+    """Aggregate ``records`` into the cells of ``spec``.
 
     ``expected`` lists the runs that should exist (a sweep manifest's ``runs``: run_key and
-    config); those without a record are reported as missing.
+    config); records outside it are ignored and expected runs without a record are missing.
     """
-    recs = [flatten(r) for r in records]
-    exp = [flatten({"run_key": e["run_key"], "config": e["config"]}) for e in (expected or [])]
+    records = list(records)
     if expected is not None:
-        wanted = {e["run_key"] for e in exp}
-        recs = [r for r in recs if r.get("run_key") in wanted]
-    have = {r.get("run_key") for r in recs}
-    disp_rows, val_rows = [], []
-    for row in spec.rows:
-        where = {**spec.where, **row.where}
-        cell = [r for r in recs if matches(r, where)]
-        done = [r for r in cell if r.get("status") == "completed"]
-        other = Counter(r.get("status", "unknown") for r in cell if r.get("status") != "completed")
-        missing = sum(1 for e in exp if matches(e, where) and e["run_key"] not in have)
-        if not exp and not cell:
-            missing = 1  # a row with no run at all is a hole even without a manifest
-        vals = {"setting": row.label, "n": len(done), "missing": missing, "not_completed": sum(other.values())}
-        disp = {spec.row_header: row.label + (NOT_COMPLETED_MARK if missing or other else "")}
+        wanted = {e["run_key"] for e in expected}
+        records = [r for r in records if r.get("run_key") in wanted]
+        have = {r.get("run_key") for r in records}
+        records += [{"run_key": e["run_key"], "status": MISSING_STATUS, "config": e["config"]}
+                    for e in expected if e["run_key"] not in have]
+    frame = RunFrame.build(records)
+    _check_metrics(spec, frame)
+    rows, cols = layout(spec, frame)
+    cells: dict[tuple[str, Optional[str]], _Cell] = {}
+    for rlabel, _, rwhere in rows:
+        for clabel, cwhere in cols:
+            mask = frame.mask({**spec.where, **rwhere, **cwhere})
+            name = rlabel if clabel is None else f"{rlabel} / {clabel}"
+            check_one_setting(spec, name, frame, mask)
+            cells[(rlabel, clabel)] = _fill(spec, frame.df.loc[mask], rlabel, clabel, expected is not None)
+    base = _baseline_label(spec, rows)
+    for (rlabel, clabel), cell in cells.items():
+        ref = cells.get((base, clabel)) if base is not None else None
+        if ref is None or rlabel == base:
+            continue
         for m in spec.metrics:
-            xs = [float(r[m.key]) * m.scale for r in done if r.get(m.key) is not None]
-            mean, std = _mean_std(xs)
-            vals[f"{m.key}_mean"], vals[f"{m.key}_std"] = mean, std
-            disp[m.label] = _fmt_cell(m, mean, std, len(xs))
-        notes = [f"{c} {s}" for s, c in sorted(other.items())] + ([f"{missing} missing"] if missing else [])
-        disp["n"] = str(len(done))
-        disp["Notes"] = ", ".join(notes)
-        vals["notes"] = disp["Notes"]
+            if m.delta and cell.data[m.id][0] and ref.data[m.id][0]:
+                (x, xs), (b, bs) = cell.data[m.id], ref.data[m.id]
+                cell.comp[m.id] = compare(x, b, spec.effective_test, x_seeds=xs, base_seeds=bs, threshold=m.threshold)
+    best = _best_cells(spec, cells, cols)
+    return _assemble(spec, rows, cols, cells, best, base)
+
+
+def _check_metrics(spec: TableSpec, frame: RunFrame) -> None:
+    known = sorted(set(RESULT_METRICS) | {c for c in frame.df.columns if c not in frame.config_keys
+                                          and pd.api.types.is_numeric_dtype(frame.df[c])})
+    for m in spec.metrics:
+        if m.key not in known:
+            raise ValueError(f"table {spec.name!r}: unknown metric key {m.key!r}; allowed: {', '.join(known)}")
+
+
+def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], has_manifest: bool) -> _Cell:
+    status = sub["status"] if "status" in sub.columns else pd.Series(["unknown"] * len(sub), dtype=object)
+    status = status.fillna("unknown")
+    counts = Counter(s for s in status if s not in ("completed", MISSING_STATUS))
+    missing = int((status == MISSING_STATUS).sum())
+    if not has_manifest and len(sub) == 0:
+        missing = 1  # a cell with no run at all is a hole even without a manifest
+    done = sub[status == "completed"]
+    cell = _Cell(row, column, counts, missing, len(done))
+    # Seeds pair runs across rows (paired tests); a record without one pairs with nothing.
+    seeds = done["seed"].fillna(-1) if "seed" in done.columns else pd.Series(-1, index=done.index)
+    for m in spec.metrics:
+        raw = done[m.key] if m.key in done.columns else pd.Series(np.nan, index=done.index)
+        vals = pd.to_numeric(raw, errors="coerce").astype(float)
+        ok = np.isfinite(vals)
+        xs = (vals[ok] * m.scale).tolist()
+        cell.data[m.id] = (xs, [int(s) for s in seeds[ok]])
+        cell.summary[m.id] = summarize(xs, m.threshold)
+    return cell
+
+
+def _baseline_label(spec: TableSpec, rows: list[tuple[str, Any, dict]]) -> Optional[str]:
+    if spec.baseline is None:
+        return None
+    for label, value, _ in rows:
+        if str(spec.baseline) in (label, str(value)):
+            return label
+    raise ValueError(f"table {spec.name!r}: unknown baseline {spec.baseline!r}; allowed: {', '.join(r[0] for r in rows)}")
+
+
+def _score(m: MetricSpec, s: Summary) -> float:
+    """The number a cell is ranked by, rounded as displayed so shown ties are all bold."""
+    if m.aggregate == "share":
+        return round(s.hits / s.n, 9)
+    return float(format(s.mean, m.fmt).replace(",", "")) if "%" not in m.fmt else s.mean
+
+
+def _best_cells(spec: TableSpec, cells: dict, cols: list) -> set[tuple[str, Optional[str], str]]:
+    best = set()
+    for m in spec.metrics:
+        if m.best is None:
+            continue
+        for clabel, _ in cols:
+            scored = {(r, c): _score(m, cell.summary[m.id]) for (r, c), cell in cells.items()
+                      if c == clabel and cell.summary[m.id].n > 0}
+            if not scored:
+                continue
+            target = (max if m.best == "max" else min)(scored.values())
+            best |= {(r, c, m.id) for (r, c), v in scored.items() if v == target}
+    return best
+
+
+def format_cell(m: MetricSpec, s: Summary, comp: Optional[Comparison], spec: TableSpec) -> str:
+    """``74.30 ± 0.12 [73.9, 74.7] (+1.20†)``: mean ± std, optional CI, delta and marker."""
+    if s.n == 0:
+        return EMPTY
+    if m.aggregate == "share":
+        text = f"{s.hits}/{s.n}"
+    elif m.aggregate == "mean" or np.isnan(s.std):
+        text = format(s.mean, m.fmt)
+    else:
+        text = f"{format(s.mean, m.fmt)} ± {format(s.std, m.fmt)}"
+    if spec.ci and m.aggregate == "mean_std" and not np.isnan(s.ci_low):
+        text += f" [{format(s.ci_low, m.fmt)}, {format(s.ci_high, m.fmt)}]"
+    if comp is not None and not np.isnan(comp.delta):
+        mark = SIGNIFICANT_MARK if comp.significant(spec.alpha) else ""
+        delta = f"{comp.delta:+.0f} pp" if m.aggregate == "share" else format(comp.delta, "+" + m.fmt.lstrip("+"))
+        text += f" ({delta}{mark})"
+    return text
+
+
+def _assemble(spec, rows, cols, cells, best, base) -> Table:
+    pivot = spec.column_key is not None
+    disp_rows, bold_rows, val_rows = [], [], []
+    for rlabel, _, _ in rows:
+        row_cells = [cells[(rlabel, c)] for c, _ in cols]
+        holes = any(c.missing or c.not_completed for c in row_cells)
+        disp = {_col(pivot, spec.row_header): rlabel + (NOT_COMPLETED_MARK if holes else "")}
+        bold = {_col(pivot, spec.row_header): False}
+        notes = []
+        for (clabel, _), cell in zip(cols, row_cells):
+            for m in spec.metrics:
+                key = _col(pivot, m.label, clabel)
+                disp[key] = format_cell(m, cell.summary[m.id], cell.comp.get(m.id), spec)
+                bold[key] = (rlabel, clabel, m.id) in best
+            disp[_col(pivot, "n", clabel)], bold[_col(pivot, "n", clabel)] = str(cell.n), False
+            if cell.notes():
+                notes.append(cell.notes() if clabel is None else f"{clabel}: {cell.notes()}")
+            val_rows.append(_values_row(spec, cell, best))
+        disp[_col(pivot, "Notes")], bold[_col(pivot, "Notes")] = "; ".join(notes), False
         disp_rows.append(disp)
-        val_rows.append(vals)
-    return Table(spec, pd.DataFrame(disp_rows), pd.DataFrame(val_rows))
+        bold_rows.append(bold)
+    display, bold = pd.DataFrame(disp_rows), pd.DataFrame(bold_rows)
+    if pivot:
+        display.columns = bold.columns = pd.MultiIndex.from_tuples(display.columns)
+    table = Table(spec, display, pd.DataFrame(val_rows), bold)
+    table.footnotes = _footnotes(spec, table, base)
+    return table
 
 
-def _mean_std(xs: list[float]) -> tuple[float, float]:
-    if not xs:
-        return math.nan, math.nan
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return mean, math.nan
-    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))  # sample std (ddof=1)
+def _col(pivot: bool, name: str, group: Optional[str] = None):
+    """Flat column name, or (group, name) under a pivot (("Settings", "") for the row header)."""
+    if not pivot:
+        return name
+    return (group, name) if group is not None else (name, "")
 
 
-def _fmt_cell(m: MetricSpec, mean: float, std: float, n: int) -> str:
-    if n == 0:
-        return "–"
-    if m.aggregate == "mean" or math.isnan(std):
-        return format(mean, m.fmt)
-    return f"{format(mean, m.fmt)} ± {format(std, m.fmt)}"
+def _values_row(spec: TableSpec, cell: _Cell, best: set) -> dict:
+    v: dict[str, Any] = {"setting": cell.row}
+    if cell.column is not None:
+        v["column"] = cell.column
+    v.update(n=cell.n, missing=cell.missing, not_completed=cell.not_completed,
+             **{s: cell.counts.get(s, 0) for s in ("failed", "diverged", "pruned")}, notes=cell.notes())
+    for m in spec.metrics:
+        s = cell.summary[m.id]
+        v.update({f"{m.id}_mean": s.mean, f"{m.id}_std": s.std, f"{m.id}_n": s.n,
+                  f"{m.id}_ci_low": s.ci_low, f"{m.id}_ci_high": s.ci_high})
+        if m.aggregate == "share":
+            v.update({f"{m.id}_hits": s.hits, f"{m.id}": s.hits / s.n if s.n else np.nan})
+        if m.delta:
+            c = cell.comp.get(m.id, Comparison())
+            v.update({f"{m.id}_delta": c.delta, f"{m.id}_p": c.p, f"{m.id}_test": c.test,
+                      f"{m.id}_delta_ci_low": c.ci_low, f"{m.id}_delta_ci_high": c.ci_high,
+                      f"{m.id}_delta_ci_method": c.ci_method, f"{m.id}_significant": c.significant(spec.alpha)})
+        if m.best:
+            v[f"{m.id}_best"] = (cell.row, cell.column, m.id) in best
+    return v
 
 
-def to_markdown(table: Table) -> str:
-    df = table.display
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(cols))) + " |"]
-    lines += ["| " + " | ".join(str(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
-    out = (f"**{table.spec.title}**\n\n" if table.spec.title else "") + "\n".join(lines) + "\n"
+def _footnotes(spec: TableSpec, table: Table, base: Optional[str]) -> list[str]:
+    notes = ["Cells: mean ± sample std over seeds; n = completed runs per cell."]
+    if spec.ci:
+        notes.append("[a, b]: 95% t-interval of the mean.")
+    for m in spec.metrics:
+        if m.aggregate == "share":
+            notes.append(f"{m.label}: k/n seeds reached {m.key} ≥ {m.threshold:g}.")
+    if any(m.best for m in spec.metrics):
+        notes.append("Bold: best value per column.")
+    if base is not None and any(m.delta for m in spec.metrics):
+        tests = {TEST_NAMES["fisher" if m.aggregate == "share" else spec.effective_test] for m in spec.metrics if m.delta}
+        notes.append(f"(±d): difference to the baseline row {base!r}"
+                     f"{' in the same column group' if table.pivot else ''}; "
+                     f"{SIGNIFICANT_MARK} p < {spec.alpha:g} ({'; '.join(sorted(tests))}, two-sided). "
+                     "p-values and the delta's 95% CI are in the CSV.")
     if table.has_holes:
-        out += f"\n{NOT_COMPLETED_MARK} some runs of this row are missing or did not complete (see Notes); the cell averages the completed ones.\n"
-    return out
-
-
-def print_table(table: Table) -> None:
-    from rich.console import Console
-    from rich.table import Table as RichTable
-
-    rt = RichTable(title=table.spec.title or table.spec.name)
-    for i, col in enumerate(table.display.columns):
-        rt.add_column(col, justify="left" if i == 0 or col == "Notes" else "right")
-    for rec in table.display.itertuples(index=False):
-        rt.add_row(*(str(v) for v in rec))
-    console = Console()
-    console.print(rt)
-    if table.has_holes:
-        console.print(f"{NOT_COMPLETED_MARK} some runs are missing or did not complete (see Notes).")
-
-
-def write_table(table: Table, out_dir: str | Path) -> list[Path]:
-    """Write the spec's formats as ``<out_dir>/<name>.<fmt>``; returns the paths."""
-    from ablate.io import atomic_write
-
-    out_dir = Path(out_dir)
-    paths = []
-    for fmt in table.spec.formats:
-        path = out_dir / f"{table.spec.name}.{fmt}"
-        if fmt == "md":
-            atomic_write(path, lambda fh: fh.write(to_markdown(table)))
-        elif fmt == "csv":
-            atomic_write(path, lambda fh: table.values.to_csv(fh, index=False))
-        paths.append(path)
-    return paths
+        notes.append(f"{NOT_COMPLETED_MARK} some runs of this row are missing or did not complete (see Notes); "
+                     "the cells average the completed runs only.")
+    return notes

@@ -1,8 +1,9 @@
 """Results stores: where run records live and how tables find them.
 
-``get_store(None | path | "memory" | ResultsStore)`` picks a backend, like
+``get_store(None | path | "memory" | "wandb:SOURCE" | ResultsStore)`` picks a backend, like
 ``optuna.storages.get_storage``: a path (or None: the configured runs dir) is the run-dir
-store, ``"memory"`` an in-process store for tests.
+store, ``"memory"`` an in-process store for tests, ``"wandb:entity/project"`` the W&B public
+API and ``"wandb:/a/dir"`` the offline W&B runs under a directory (both read-only imports).
 """
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from typing import Union
 from ablate.track.store._base import STATUSES, ResultsStore, flatten
 from ablate.track.store._memory import InMemoryStore
 from ablate.track.store._rundir import RunDirStore
+from ablate.track.store._wandb import WandbStore
 
-__all__ = ["ResultsStore", "RunDirStore", "InMemoryStore", "get_store", "flatten", "STATUSES"]
+__all__ = ["ResultsStore", "RunDirStore", "InMemoryStore", "WandbStore", "get_store", "flatten", "STATUSES"]
+
+WANDB_PREFIX = "wandb:"
 
 
 def get_store(store: Union[None, str, Path, ResultsStore] = None) -> ResultsStore:
@@ -21,6 +25,8 @@ def get_store(store: Union[None, str, Path, ResultsStore] = None) -> ResultsStor
         return store
     if store == "memory":
         return InMemoryStore()
+    if isinstance(store, str) and store.startswith(WANDB_PREFIX):
+        return WandbStore(store[len(WANDB_PREFIX):])
     if store is None:
         from ablate.config import compose
 

@@ -1,0 +1,156 @@
+"""Attention maps of trained runs: CA's a_h x a_w beside SE and CBAM (the paper's Fig. 5 idea).
+
+A run is reloaded from its run dir: ``.hydra/config.yaml`` gives the model, attention and data
+config, ``checkpoint.pt`` the weights (``create_model`` + ``load_state_dict``; the model code
+is never edited). Forward hooks read the maps out of one attention block, by default the last
+one whose input is at least ``MIN_SIDE`` pixels on each side (the paper visualises the last
+building block; on small inputs the last blocks are 3x3 and show nothing):
+
+- CA: hooks on ``conv_h`` / ``conv_w`` capture the pre-gate strips; the module's own ``gate``
+  turns them into a_h (N,C,H,1) and a_w (N,C,1,W); the map is mean_c(a_h * a_w).
+- CBAM: the spatial gate's output (N,1,H,W), a real spatial map.
+- SE: no spatial map exists (one weight per channel), so every model also shows its block's
+  output feature map, mean_c |out|, which is what the paper compares.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+MIN_SIDE = 6
+
+
+def load_run(run_dir: str | Path):
+    """(model in eval mode, data bundle, plain config) of a finished run dir."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from ablate.data import load_dataset, split_config
+    from ablate.models import create_model
+
+    run_dir = Path(run_dir)
+    cfg_path, ckpt = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoint.pt"
+    for p in (cfg_path, ckpt):
+        if not p.is_file():
+            raise ValueError(f"run dir {run_dir}: no {p.relative_to(run_dir)}; allowed: a run dir of a run trained with trainer.checkpoint=true")
+    cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=True)
+    name, root, data_kwargs, _ = split_config(cfg["data"])
+    bundle = load_dataset(name, root=root, **data_kwargs)
+    model_cfg = dict(cfg["model"])
+    model = create_model(model_cfg.pop("name"), num_classes=bundle.num_classes, in_chans=bundle.in_chans,
+                         attention=cfg["attention"], **model_cfg)
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own file: model + optimizer state
+    model.load_state_dict(state["model"])
+    return model.eval(), bundle, cfg
+
+
+def _attention_modules(model) -> list[tuple[str, object, str]]:
+    from ablate.models import get_attention_cls
+
+    kinds = {k: get_attention_cls(k) for k in ("ca", "se", "cbam")}
+    return [(n, m, k) for n, m in model.named_modules() for k, cls in kinds.items() if type(m) is cls]
+
+
+def capture(model, x, block: Optional[int] = None) -> dict:
+    """Run ``x`` through ``model`` and return the maps of one attention block.
+
+    Returns ``{"kind", "block", "shape", "features"}`` (N,H,W) plus ``"map"`` (N,H,W) for CA
+    (mean_c a_h*a_w) and CBAM (spatial gate); ``block`` indexes the attention modules
+    (default: the last with both sides >= MIN_SIDE).
+    """
+    import torch
+
+    mods = _attention_modules(model)
+    if not mods:
+        raise ValueError("model has no CA, SE or CBAM module; allowed: a run with attention.kind ca, se or cbam")
+    shapes: dict[str, tuple] = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(inp[0].shape)))
+               for n, m, _ in mods]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    if block is None:
+        big = [i for i, (n, _, _) in enumerate(mods) if min(shapes[n][2:]) >= MIN_SIDE]
+        block = big[-1] if big else max(range(len(mods)), key=lambda i: np.prod(shapes[mods[i][0]][2:]))
+    elif not -len(mods) <= block < len(mods):
+        raise ValueError(f"attention block {block}; allowed: -{len(mods)} .. {len(mods) - 1}")
+    name, mod, kind = mods[block]
+    got: dict[str, torch.Tensor] = {}
+    hooks = [mod.register_forward_hook(lambda m, i, o: got.__setitem__("out", o))]
+    if kind == "ca":
+        for part in ("conv_h", "conv_w"):
+            if hasattr(mod, part):
+                hooks.append(getattr(mod, part).register_forward_hook(lambda m, i, o, p=part: got.__setitem__(p, o)))
+    elif kind == "cbam":
+        hooks.append(mod.spatial.gate.register_forward_hook(lambda m, i, o: got.__setitem__("spatial", o)))
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    out = {"kind": kind, "block": name, "shape": shapes[name], "features": got["out"].abs().mean(1).numpy()}
+    if kind == "ca":
+        n, c, hh, ww = shapes[name]
+        a_h = mod.gate(got["conv_h"]) if "conv_h" in got else torch.ones(n, c, hh, 1)
+        a_w = mod.gate(got["conv_w"]) if "conv_w" in got else torch.ones(n, c, 1, ww)
+        out["map"] = (a_h * a_w).mean(1).numpy()
+    elif kind == "cbam":
+        out["map"] = got["spatial"][:, 0].numpy()
+    return out
+
+
+def val_inputs(bundle, n: int = 4):
+    """The first ``n`` validation images: (normalised batch, raw images H,W or H,W,C, labels)."""
+    import torch
+
+    imgs, labels = zip(*(bundle.val[i] for i in range(min(n, len(bundle.val)))))
+    raw = torch.stack(list(imgs)).float() / 255.0
+    mean = torch.tensor(bundle.mean).view(1, -1, 1, 1)
+    std = torch.tensor(bundle.std).view(1, -1, 1, 1)
+    shown = raw[:, 0].numpy() if raw.shape[1] == 1 else raw.permute(0, 2, 3, 1).numpy()
+    return (raw - mean) / std, shown, list(labels)
+
+
+def plot_attention_maps(run_dirs: dict[str, str | Path], n_inputs: int = 4, block: Optional[int] = None):
+    """One figure: rows = validation inputs; columns = the input, then per run (``{"CA": dir,
+    "SE": dir, "CBAM": dir}``) its map (CA, CBAM) and its block's output features."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch.nn.functional as F
+    import torch
+
+    if not run_dirs:
+        raise ValueError("attention maps: no run dirs; allowed: completed CA, SE or CBAM runs with checkpoints")
+    panels, shown, labels, names = [], None, None, None
+    for title, run_dir in run_dirs.items():
+        model, bundle, _ = load_run(run_dir)
+        x, img, lab = val_inputs(bundle, n_inputs)
+        shown, labels, names = img, lab, bundle.class_names
+        cap = capture(model, x, block)
+        up = lambda a: F.interpolate(torch.from_numpy(a)[:, None], size=x.shape[2:], mode="bilinear",  # noqa: E731
+                                     align_corners=False)[:, 0].numpy()
+        where = f"{cap['block']} ({cap['shape'][2]}x{cap['shape'][3]})"
+        if "map" in cap:
+            what = "a_h × a_w" if cap["kind"] == "ca" else "spatial gate"
+            panels.append((f"{title}: {what}\n{where}", up(cap["map"])))
+        panels.append((f"{title}: output features\n{where}", up(cap["features"])))
+    fig, axes = plt.subplots(len(shown), len(panels) + 1, figsize=(2.1 * (len(panels) + 1), 2.1 * len(shown)),
+                             squeeze=False)
+    for i in range(len(shown)):
+        axes[i, 0].imshow(shown[i], cmap="gray")
+        axes[i, 0].set_title(f"input: {names[labels[i]] if names else labels[i]}" if i == 0 else
+                             (names[labels[i]] if names else str(labels[i])), fontsize=7)
+        for j, (title, maps) in enumerate(panels, start=1):
+            axes[i, j].imshow(shown[i], cmap="gray")
+            axes[i, j].imshow(maps[i], cmap="jet", alpha=0.55)
+            if i == 0:
+                axes[i, j].set_title(title, fontsize=7)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.suptitle("Attention maps on validation inputs (overlaid; red = high)", fontsize=9)
+    fig.tight_layout()
+    return fig

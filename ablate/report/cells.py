@@ -1,0 +1,121 @@
+"""Assign run records to the cells of a table, vectorised with pandas.
+
+Records are flattened (``attention.kind`` beside ``top1``) into one DataFrame, and each cell is
+a boolean mask from its ``where`` (the spec's filter, the row's keys and the column group's
+keys). A cell must hold one setting: when its runs differ in a config key other than the seed
+(and the keys that do not change what a run computes), building the table fails with one line
+naming those keys, so different settings are never pooled into one mean.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional
+
+import numpy as np
+import pandas as pd
+
+from ablate.report.spec import TableSpec
+from ablate.track.store._base import flatten
+from ablate.train.runkey import NON_SEMANTIC_KEYS
+
+# Keys that may differ inside one cell: the seed is what a cell averages over; the rest do not
+# change what a run computes (the run key ignores them too).
+POOLABLE = ("seed", *NON_SEMANTIC_KEYS)
+
+
+@dataclass
+class RunFrame:
+    """Flattened records (``df``) and which of its columns are config keys."""
+
+    df: pd.DataFrame
+    config_keys: list[str]
+
+    @classmethod
+    def build(cls, records: Iterable[Mapping[str, Any]]) -> "RunFrame":
+        rows, cfg_keys = [], set()
+        for rec in records:
+            row = flatten(rec)
+            cfg_keys.update(flatten({"config": rec.get("config") or {}}).keys())
+            rows.append(row)
+        df = pd.DataFrame(rows) if rows else pd.DataFrame({"run_key": pd.Series(dtype=object)})
+        return cls(df, sorted(cfg_keys))
+
+    def mask(self, where: Mapping[str, Any]) -> np.ndarray:
+        """Rows matching every ``key: value`` (a list means any of; null matches a missing key)."""
+        m = np.ones(len(self.df), dtype=bool)
+        for key, want in where.items():
+            if key not in self.df.columns:
+                if want is None or (isinstance(want, (list, tuple)) and None in want):
+                    continue
+                return np.zeros(len(self.df), dtype=bool)
+            col = self.df[key]
+            wants = list(want) if isinstance(want, (list, tuple)) else [want]
+            hit = col.isin([w for w in wants if w is not None]).to_numpy()
+            if any(w is None for w in wants):
+                hit |= col.isna().to_numpy()
+            m &= hit
+        return m
+
+    def values(self, key: str, mask: np.ndarray) -> list:
+        """The distinct values of config key ``key`` among the masked rows, in a stable order."""
+        if key not in self.df.columns:
+            return []
+        vals = pd.unique(self.df.loc[mask, key].dropna())
+        try:
+            return sorted(vals)
+        except TypeError:
+            return sorted(vals, key=str)
+
+
+def _is_poolable(key: str) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in POOLABLE)
+
+
+def differing_keys(frame: RunFrame, mask: np.ndarray) -> dict[str, list]:
+    """Config keys (other than seed and non-semantic ones) whose values differ in ``mask``."""
+    cols = [k for k in frame.config_keys if k in frame.df.columns and not _is_poolable(k)]
+    sub = frame.df.loc[mask, cols]
+    if len(sub) < 2:
+        return {}
+    try:
+        nun = sub.nunique(dropna=False)
+    except TypeError:  # unhashable leaves (lists of lists): compare their text
+        nun = sub.astype(str).nunique(dropna=False)
+    out = {}
+    for key in nun[nun > 1].index:
+        vals = sub[key].astype(str).unique().tolist()
+        out[key] = sorted(vals)
+    return out
+
+
+def check_one_setting(spec: TableSpec, cell: str, frame: RunFrame, mask: np.ndarray) -> None:
+    """Raise a one-line ValueError when the runs of ``cell`` are different settings."""
+    diff = differing_keys(frame, mask)
+    if diff:
+        shown = "; ".join(f"{k}: {', '.join(v[:4])}{', ...' if len(v) > 4 else ''}" for k, v in list(diff.items())[:6])
+        raise ValueError(
+            f"table {spec.name!r}, cell {cell!r}: its runs differ in {', '.join(diff)} ({shown}); "
+            "add these keys to the row's where or the spec's where, so one cell is one setting"
+        )
+
+
+def layout(spec: TableSpec, frame: RunFrame) -> tuple[list[tuple[str, Any, dict]], list[tuple[Optional[str], dict]]]:
+    """Rows (label, value, where) and column groups (label, where) of ``spec`` over ``frame``."""
+    base = frame.mask(spec.where)
+    if spec.rows:
+        rows = [(r.label, r.label, dict(r.where)) for r in spec.rows]
+    else:
+        ax = spec.row_key
+        vals = ax.values if ax.values is not None else frame.values(ax.key, base)
+        rows = [(ax.label(v), v, {ax.key: v}) for v in vals]
+        if not rows:
+            raise ValueError(f"table {spec.name!r}: no runs have a value for row_key {ax.key!r}; give row_key.values")
+    if spec.column_key is None:
+        cols: list[tuple[Optional[str], dict]] = [(None, {})]
+    else:
+        ax = spec.column_key
+        vals = ax.values if ax.values is not None else frame.values(ax.key, base)
+        cols = [(ax.label(v), {ax.key: v}) for v in vals]
+        if not cols:
+            raise ValueError(f"table {spec.name!r}: no runs have a value for column_key {ax.key!r}; give column_key.values")
+    return rows, cols

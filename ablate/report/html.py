@@ -1,0 +1,151 @@
+"""``ablate report <sweep>``: one self-contained HTML page with every table and plot of a sweep.
+
+The page has inline CSS, no scripts and no external resources; plots are embedded as base64
+PNG (the PDF twins and every table format are written beside it). Tables are the specs in
+``analysis/`` whose ``sweep`` is this sweep; plots are each spec's ``plots`` (default: per-epoch
+curves and the top-1 vs MAdds Pareto plot). A plot that cannot be drawn (no completed run, no
+checkpoint for the attention maps) is reported on the page with its reason, not dropped.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ablate.report.render import html_page, to_html, write_table
+from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
+from ablate.report.spec import FORMATS, PlotSpec, list_tables, tables_for_sweep
+from ablate.report.table import build_table
+from ablate.track.store import ResultsStore, RunDirStore
+
+log = logging.getLogger("ablate")
+DEFAULT_PLOTS = [PlotSpec(kind="curves", y="val_top1"), PlotSpec(kind="pareto", x="madds", y="top1")]
+REPORT_CSS = """
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+figure { display: inline-block; margin: 0.6em 1em 0.6em 0; vertical-align: top; }
+figure img { max-width: 760px; border: 1px solid #ddd; }
+figcaption { font-size: 0.8em; color: #555; }
+p.skipped { color: #a00; font-size: 0.9em; }
+p.meta { color: #555; font-size: 0.85em; }
+"""
+
+
+def known_sweeps(paths: Any) -> list[str]:
+    """Sweeps a report can be built for: named by a table spec, or with a manifest."""
+    from ablate.report.spec import load_table_spec
+
+    named = {load_table_spec(n).sweep for n in list_tables()} - {None}
+    sweeps_dir = Path(paths.sweeps_dir)
+    planned = {p.parent.name for p in sweeps_dir.glob("*/manifest.json")} if sweeps_dir.is_dir() else set()
+    return sorted(named | planned)
+
+
+def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, paths: Any = None,
+                 out_dir: Optional[Path] = None) -> Path:
+    """Write ``<out_dir>/report.html`` (default ``<output_dir>/reports/<sweep>/``); return it."""
+    paths = paths if paths is not None else project_paths()
+    specs = tables_for_sweep(sweep)
+    manifest = read_sweep_manifest(paths, sweep)
+    if not specs and manifest is None:
+        raise ValueError(f"unknown sweep {sweep!r} (no table spec names it, no manifest in {paths.sweeps_dir}); "
+                         f"allowed: {', '.join(known_sweeps(paths)) or '(none)'}")
+    st = open_store(store, paths, manifest)
+    out_dir = Path(out_dir) if out_dir is not None else reports_dir(paths) / sweep
+    records, expected = sweep_records(st, sweep, manifest)
+    statuses = Counter(r.get("status", "unknown") for r in records)
+    planned = len(expected) if expected is not None else len(records)
+    parts = [f"<h1>Sweep {html.escape(sweep)}</h1>",
+             f"<p class=\"meta\">{planned} planned runs; "
+             + ", ".join(f"{c} {html.escape(str(s))}" for s, c in sorted(statuses.items()))
+             + (f", {planned - len(records)} missing" if planned > len(records) else "")
+             + f". Source: {html.escape(_describe(st))}. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>"]
+    for spec in specs or [None]:
+        recs, exp = (records, expected) if spec is None else sweep_records(st, sweep, manifest, spec.where)
+        if spec is not None:
+            table = build_table(spec, recs, exp)
+            write_table(table, out_dir / "tables", formats=FORMATS)
+            parts += [f"<h2>{html.escape(spec.title or spec.name)}</h2>", to_html(table)]
+        else:
+            parts.append("<h2>Runs</h2><p>No table spec in analysis/ names this sweep; plots only.</p>")
+        for i, plot in enumerate((spec.plots if spec is not None else []) or DEFAULT_PLOTS):
+            name = f"{spec.name if spec else sweep}-{i}-{plot.kind}"
+            parts.append(_figure_html(name, plot, recs, st, paths, sweep, out_dir / "plots"))
+    page = html_page(f"ablate report: {sweep}", "\n".join(parts), REPORT_CSS)
+    out = out_dir / "report.html"
+    from ablate.io import atomic_write
+
+    atomic_write(out, lambda fh: fh.write(page))
+    return out
+
+
+def _describe(store: ResultsStore) -> str:
+    return f"run dirs in {store.root}" if isinstance(store, RunDirStore) else type(store).__name__
+
+
+def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsStore, paths: Any,
+                 sweep: str, plot_dir: Path) -> str:
+    """Draw one plot, save PNG + PDF, and return a <figure> with the PNG inlined."""
+    try:
+        fig = make_figure(plot, records, store, Path(paths.sweeps_dir) / sweep)
+    except ValueError as exc:
+        log.warning("report: plot %s skipped: %s", name, exc)
+        return f"<p class=\"skipped\">Plot {html.escape(name)} not drawn: {html.escape(str(exc))}</p>"
+    from ablate.report.plots import save_figure
+
+    png, pdf = save_figure(fig, plot_dir, name)
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (f"<figure><img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
+            f"<figcaption>{html.escape(plot.title or name)} (files: {png.name}, {pdf.name})</figcaption></figure>")
+
+
+def make_figure(plot: PlotSpec, records: list[dict], store: ResultsStore, sweep_dir: Optional[Path] = None):
+    """The matplotlib figure of ``plot`` over ``records`` (ValueError with the reason if it cannot be drawn)."""
+    from ablate.report import plots
+
+    if plot.kind == "metric_vs":
+        return plots.plot_metric_vs(records, plot.x, plot.y, plot.series, plot.where, plot.title)
+    if plot.kind == "pareto":
+        return plots.plot_pareto(records, plot.x or "madds", plot.y, plot.series, plot.where, plot.title, sweep_dir,
+                                 _objectives(sweep_dir))
+    if plot.kind == "curves":
+        y = "val_top1" if plot.y == "top1" else plot.y  # metrics.jsonl names the per-epoch top-1 val_top1
+        return plots.plot_curves(records, store.metrics, y, plot.series, plot.where, plot.title)
+    from ablate.report.attention_maps import plot_attention_maps
+
+    return plot_attention_maps(attention_runs(records, store, plot.where))
+
+
+def _objectives(sweep_dir: Optional[Path]) -> Optional[list[str]]:
+    """The objectives of an Optuna sweep (``sweeps/<name>.yaml``), to name its study's values."""
+    from ablate.sweep import list_sweeps, load_sweep
+
+    if sweep_dir is None or sweep_dir.name not in list_sweeps():
+        return None
+    return list(getattr(load_sweep(sweep_dir.name), "objectives", None) or []) or None
+
+
+def attention_runs(records: list[dict], store: ResultsStore, where: Optional[dict] = None) -> dict[str, Path]:
+    """One completed run with a checkpoint per kind (CA with both branches, SE, CBAM), lowest seed first."""
+    from ablate.report.cells import RunFrame
+
+    if not isinstance(store, RunDirStore):
+        raise ValueError("attention maps need local run dirs with checkpoints; allowed source: the run-dir store")
+    frame = RunFrame.build(records)
+    df = frame.df[frame.mask({"status": "completed", **(where or {})})]
+    picked: dict[str, Path] = {}
+    for kind, extra in (("ca", {"attention.branches": "hw"}), ("se", {}), ("cbam", {})):
+        sub = df[(df.get("attention.kind") == kind)] if "attention.kind" in df.columns else df.iloc[0:0]
+        for key, val in extra.items():
+            if key in sub.columns and (sub[key] == val).any():
+                sub = sub[sub[key] == val]
+        for key in sub.sort_values("seed")["run_key"] if "seed" in sub.columns else sub["run_key"]:
+            if (store.run_dir(key) / "checkpoint.pt").is_file():
+                picked[kind.upper()] = store.run_dir(key)
+                break
+    if not picked:
+        raise ValueError("no completed CA, SE or CBAM run with a checkpoint.pt in this sweep")
+    return picked

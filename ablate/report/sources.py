@@ -1,0 +1,67 @@
+"""Where a table's runs come from: a results store, narrowed by the sweep's manifest.
+
+With a manifest (``<sweeps_dir>/<sweep>/manifest.json``, written when a sweep is planned) the
+table holds exactly the sweep's runs, and runs without a record show as missing. Without one
+(a sweep run elsewhere, imported from W&B), the runs are those whose record names the sweep
+(``sweep``, the W&B group) and match the spec's filter; a run shared by two sweeps carries
+the name of the sweep that trained it first, so keep the manifest next to imported results.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ablate.report.spec import TableSpec
+from ablate.track.store import ResultsStore, RunDirStore, get_store
+
+
+def project_paths(overrides: list[str] | tuple = ()) -> Any:
+    """The ``paths`` config group (``paths.*`` overrides applied; others ignored)."""
+    from ablate.config import compose
+
+    return compose([o for o in overrides if o.startswith("paths.")]).paths
+
+
+def read_sweep_manifest(paths: Any, sweep: Optional[str]) -> Optional[dict]:
+    if not sweep:
+        return None
+    from ablate.sweep.runner import read_manifest
+
+    return read_manifest(paths.sweeps_dir, sweep)
+
+
+def open_store(source: Union[None, str, ResultsStore], paths: Any, manifest: Optional[dict] = None) -> ResultsStore:
+    """``source`` None: the run-dir store (the manifest's runs dir, else ``paths.runs_dir``);
+    a string: ``get_store`` (``wandb:entity/project``, ``wandb:/offline/dir``, a runs dir)."""
+    if isinstance(source, ResultsStore):
+        return source
+    if source is None:
+        return RunDirStore(manifest["runs_dir"] if manifest and manifest.get("runs_dir") else paths.runs_dir)
+    return get_store(source)
+
+
+def sweep_records(store: ResultsStore, sweep: Optional[str], manifest: Optional[dict],
+                  where: Optional[dict] = None) -> tuple[list[dict], Optional[list[dict]]]:
+    """(records, expected runs or None) of a sweep in ``store`` (see the module docstring)."""
+    if manifest is not None:
+        recs = [r for r in (store.get(e["run_key"]) for e in manifest["runs"]) if r is not None]
+        return recs, manifest["runs"]
+    recs = list(store.records(where or {}))
+    if sweep:
+        recs = [r for r in recs if r.get("sweep") == sweep]
+    return recs, None
+
+
+def table_records(spec: TableSpec, store: Union[None, str, ResultsStore] = None,
+                  paths: Any = None) -> tuple[list[dict], Optional[list[dict]], ResultsStore]:
+    """The records (and expected runs) that feed ``spec``, and the store they came from."""
+    paths = paths if paths is not None else project_paths()
+    manifest = read_sweep_manifest(paths, spec.sweep)
+    st = open_store(store, paths, manifest)
+    recs, expected = sweep_records(st, spec.sweep, manifest, spec.where)
+    return recs, expected, st
+
+
+def reports_dir(paths: Any) -> Path:
+    """``<output_dir>/reports``: one folder per sweep report."""
+    return Path(paths.output_dir) / "reports"
