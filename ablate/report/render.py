@@ -26,6 +26,9 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
+WIDE_COLUMNS = 8  # more columns than this: \resizebox the tabular to the line width
+
+
 def _flat(col) -> str:
     return " ".join(str(c) for c in col if c) if isinstance(col, tuple) else str(col)
 
@@ -99,15 +102,18 @@ def to_latex(table: Table) -> str:
         caption=latex_escape(table.spec.title or table.spec.name), label="tab:" + re.sub(r"[^A-Za-z0-9_:-]", "-", table.spec.name),
         position="htbp", position_float="centering", multicol_align="c", convert_css=True,
     )
+    if ncols > WIDE_COLUMNS:  # pivot tables: fit the text width instead of running off the page
+        latex = latex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}", 1)
+        latex = latex.replace("\\end{tabular}", "\\end{tabular}}", 1)
     notes = "\n".join(f"\\par {latex_escape(n)}" for n in table.footnotes)
-    latex = latex.replace("\\end{table}", f"\\par\\smallskip{{\\footnotesize\n{notes}\n}}\n\\end{{table}}")
-    return "% needs \\usepackage{booktabs}\n" + latex
+    latex = latex.replace("\\end{table}", f"\\par\\smallskip{{\\footnotesize\\raggedright\n{notes}\\par}}\n\\end{{table}}")
+    return "% needs \\usepackage{booktabs}" + (" and \\usepackage{graphicx}" if ncols > WIDE_COLUMNS else "") + "\n" + latex
 
 
 def latex_document(tables: Iterable[Table]) -> str:
     """A standalone document holding ``tables`` (to compile, or to look at with pdftoppm)."""
     body = "\n\n".join(to_latex(t) for t in tables)
-    return ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+    return ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
             "\\usepackage[landscape,margin=1.5cm]{geometry}\n\\begin{document}\n" + body + "\n\\end{document}\n")
 
 

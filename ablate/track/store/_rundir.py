@@ -2,20 +2,23 @@
 
 ``<runs_dir>/<run_key>/result.json`` is the record and ``metrics.jsonl`` its per-epoch rows.
 A replaced record is moved to ``attempts/result-<n>.json`` first, so nothing is lost. The
-directory listing is the index; reading records needs no other file.
+directory listing is the truth; ``.index.json`` only caches record contents for ``records()``
+and is checked against each file's signature, so deleting it loses nothing.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
-from ablate.io import append_jsonl, read_json, read_jsonl, write_json
-from ablate.track.store._base import ResultsStore
+from ablate.io import append_jsonl, atomic_write, read_json, read_jsonl, write_json
+from ablate.track.store._base import ResultsStore, matches
 
 RESULT = "result.json"
 METRICS = "metrics.jsonl"
+INDEX = ".index.json"   # rebuildable cache of every record (see RunDirStore._read_all)
+INDEX_VERSION = 1
 
 
 class RunDirStore(ResultsStore):
@@ -52,6 +55,69 @@ class RunDirStore(ResultsStore):
             return []
         return sorted(e.name for e in os.scandir(self.root) if e.is_dir() and os.path.exists(os.path.join(e.path, RESULT)))
 
+    def records(self, where: Optional[Mapping[str, Any]] = None) -> Iterator[dict]:
+        """Records matching ``where`` (same semantics as ``matches(flatten(rec), where)``).
+
+        Reads go through the index cache (``_read_all``), and only the keys ``where`` names
+        are looked up: flattening every record was most of the time of a 10k-record table.
+        """
+        for rec in self._read_all():
+            if not where or matches({k: _lookup(rec, k) for k in where}, where):
+                yield rec
+
+    def _read_all(self) -> list[dict]:
+        """Every record, through ``<root>/.index.json``: a rebuildable cache of the records
+        keyed by run key with each ``result.json``'s (inode, mtime_ns, size). A record is read
+        from its file whenever that signature differs (``put`` replaces the file atomically, so
+        a new record always has a new inode); missing or corrupt index -> read every file.
+        One sequential file instead of 10k small ones: a cold-cache read of 10k records drops
+        from ~1.5 s to ~0.3 s. Returned records are fresh objects (contract: copies)."""
+        if not self.root.is_dir():
+            return []
+        sigs = {}
+        with os.scandir(self.root) as entries:
+            for e in entries:
+                try:
+                    st = os.stat(os.path.join(e.path, RESULT))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                sigs[e.name] = [st.st_ino, st.st_mtime_ns, st.st_size]
+        index = self._load_index()
+        fresh, out, dirty = {}, [], len(index) != len(sigs)
+        for key in sorted(sigs):
+            hit = index.get(key)
+            if hit is not None and hit[0] == sigs[key]:
+                rec = hit[1]
+            else:
+                try:
+                    rec = read_json(self.run_dir(key) / RESULT)
+                except (FileNotFoundError, json.JSONDecodeError):
+                    continue  # replaced or removed since the scan; the next read sees it
+                dirty = True
+            fresh[key] = [sigs[key], rec]
+            out.append(rec)
+        if dirty:
+            self._save_index(fresh)
+        return out
+
+    def _load_index(self) -> dict:
+        try:
+            with open(self.root / INDEX) as fh:
+                data = json.load(fh)
+            return data["entries"] if data.get("version") == INDEX_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def _save_index(self, entries: dict) -> None:
+        # Written after the records are collected, before they reach the caller, so a caller
+        # mutating a record cannot change the cache. Concurrent writers: last one wins, and
+        # every version is a valid snapshot (signatures make stale entries harmless).
+        try:
+            atomic_write(self.root / INDEX, lambda fh: json.dump(
+                {"version": INDEX_VERSION, "entries": entries}, fh, separators=(",", ":"), default=str))
+        except OSError:
+            pass  # a read-only runs dir still reads, just without the cache
+
     def attempts(self, run_key: str) -> list[dict]:
         adir = self.run_dir(run_key) / "attempts"
         return [read_json(p) for p in sorted(adir.glob("result-*.json"))]
@@ -61,3 +127,17 @@ class RunDirStore(ResultsStore):
 
     def metrics(self, run_key: str) -> list[dict]:
         return read_jsonl(self.run_dir(run_key) / METRICS)
+
+
+def _lookup(record: Mapping[str, Any], dotted: str) -> Any:
+    """The value ``flatten(record)[dotted]`` would hold (top-level keys win over config keys)."""
+    if dotted != "config" and dotted in record:
+        return record[dotted]
+    node: Any = record.get("config") or {}
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, Mapping):
+        return None  # flatten walks into mappings: a dotted key never names one
+    return tuple(node) if isinstance(node, list) else node
