@@ -80,8 +80,10 @@ def device_slots(runs_per_gpu: Optional[int], mem_per_run_gb: Optional[float] = 
     return [gid for _ in range(runs_per_gpu) for gid in ids]
 
 
-def _init_worker(slots, threads: int) -> None:
+def _init_worker(slots, threads: int, log_level: int) -> None:
     """Pool initializer: claim one slot for the life of this worker, before any CUDA use."""
+    # Spawned interpreters start without the parent's logging set-up: progress lines would vanish.
+    logging.basicConfig(level=log_level, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     slot = slots.get()
     if slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot
@@ -99,7 +101,7 @@ def run_pool(fn: Callable[[Any], Any], items: Iterable[Any], slots: list[Optiona
     queue = ctx.Queue()
     for s in slots:
         queue.put(s)
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads)) as pool:
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads, log.getEffectiveLevel())) as pool:
         futures = {pool.submit(fn, it): it for it in items}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ablate.sweep.worker import StudyJob
 
 log = logging.getLogger("ablate")
+PREEMPT_SIGNAL = "USR1"  # SLURM's warning signal for ablate's jobs (engine: SIGUSR1 -> clean stop)
 
 
 @dataclass
@@ -73,6 +74,8 @@ def _call_job(fn, arg):
     result = fn(arg)
     from ablate.train.engine import _STOP
 
+    log.debug("job done: stop=%s previous handler=%r", _STOP.is_set(), previous)
+
     if _STOP.is_set() and callable(previous) and "submitit" in getattr(previous, "__module__", ""):
         log.warning("stopped by a signal: checkpointed; asking submitit to requeue this job")
         try:
@@ -97,6 +100,8 @@ class _Task:
     def _setenv(self) -> None:
         for k, v in self.env.items():
             os.environ.setdefault(k, v)
+        # The job's stderr (submitit's *_log.err) gets ablate's progress lines.
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
 
 
 class RunTask(_Task):
@@ -149,8 +154,11 @@ class SlurmLauncher(Launcher):
         ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm", slurm_max_num_timeout=c.max_num_timeout)
         params: dict[str, Any] = {
             "name": name, "timeout_min": c.timeout_min, "cpus_per_task": c.cpus_per_task, "nodes": 1,
-            "tasks_per_node": 1, "slurm_array_parallelism": c.array_parallelism, "slurm_setup": list(c.setup),
-            "slurm_signal_delay_s": c.signal_delay_s,
+            "tasks_per_node": 1, "slurm_array_parallelism": c.array_parallelism,
+            # submitit warns with SIGUSR2 by default; ablate's runs stop cleanly on SIGUSR1/SIGTERM.
+            # Both sides agree on USR1: SLURM sends it (--signal), submitit's job handler takes it.
+            "slurm_setup": [f"export SUBMITIT_PREEMPT_SIGNAL={PREEMPT_SIGNAL}", *c.setup],
+            "slurm_additional_parameters": {"signal": f"{PREEMPT_SIGNAL}@{c.signal_delay_s}", **c.additional_parameters},
         }
         if c.gpus_per_node:
             params["gpus_per_node"] = c.gpus_per_node
@@ -159,8 +167,6 @@ class SlurmLauncher(Launcher):
         for key, value in (("slurm_partition", c.partition), ("slurm_account", c.account), ("slurm_qos", c.qos)):
             if value:
                 params[key] = value
-        if c.additional_parameters:
-            params["slurm_additional_parameters"] = dict(c.additional_parameters)
         ex.update_parameters(**params)
         return ex
 

@@ -1,0 +1,99 @@
+"""Launcher config group: validation, one-line CLI errors before any job starts, GPU slots."""
+from __future__ import annotations
+
+import pytest
+
+from ablate.cli import main
+from ablate.sweep.launchers import LAUNCHERS, get_launcher
+from ablate.sweep.packing import device_slots
+from tests.conftest import TINY
+
+
+def test_every_launcher_yaml_builds_its_launcher(home):
+    from ablate.config import compose, group_options
+    from ablate.config import to_container
+
+    assert group_options("launcher") == sorted(LAUNCHERS)
+    for name in group_options("launcher"):
+        launcher = get_launcher(to_container(compose([f"launcher={name}"]))["launcher"])
+        assert launcher.name == name
+
+
+@pytest.mark.parametrize("cfg, words", [
+    ({"name": "moon"}, ["unknown launcher 'moon'; allowed: local, parallel, slurm"]),
+    ({"name": "local", "workerz": 2}, ["launcher local: unknown option 'workerz'", "workers"]),
+    ({"name": "parallel", "workers": 0}, ["launcher.workers=0"]),
+    ({"name": "parallel", "runs_per_gpu": 0}, ["launcher.runs_per_gpu=0"]),
+    ({"name": "local", "mem_per_run_gb": -1}, ["launcher.mem_per_run_gb=-1"]),
+    ({"name": "slurm", "partitio": "debug"}, ["launcher slurm: unknown option 'partitio'", "partition"]),
+])
+def test_bad_launcher_config(cfg, words):
+    with pytest.raises(ValueError) as err:
+        get_launcher(cfg)
+    for w in words:
+        assert w in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cpu_packing_gives_k_cpu_slots(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert device_slots(None) == []
+    assert device_slots(3) == [None, None, None]
+
+
+def test_gpu_packing_is_round_robin_over_the_visible_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert device_slots(2) == ["2", "5", "2", "5"]  # no memory figure given: nothing to refuse
+
+
+@pytest.mark.gpu
+def test_packing_refuses_a_k_that_does_not_fit_gpu_memory():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    free_gb = torch.cuda.mem_get_info(0)[0] / 2**30
+    with pytest.raises(ValueError, match=r"does not fit GPU .* allowed: runs_per_gpu <= "):
+        device_slots(4, mem_per_run_gb=free_gb / 2, gpus=[0])
+
+
+def _write(tmp_path, text: str) -> str:
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+STUDY = "kind: optuna\noverrides: [attention=ca]\nsearch: {attention.reduction: [8, 16]}\nn_trials: 2\n"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["launcher.name=moon"], ["unknown launcher 'moon'; allowed: local, parallel, slurm"]),
+    (["--storage", "mongodb://x"], ["bad storage URL 'mongodb://x'", "sqlite:///PATH"]),
+    (["--storage", "postgresql://ablate:pw@127.0.0.1:1/none"], ["cannot open storage", "ablate:***@127.0.0.1:1", "OperationalError"]),
+    (["--n-trials", "0"], ["n_trials=0"]),
+])
+def test_tune_bad_input_is_one_line_before_any_run(extra, words, tmp_path, home, capsys):
+    assert main(["tune", _write(tmp_path, STUDY), *TINY, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("ablate: error:"), err
+    for w in words:
+        assert w in err, (w, err)
+    assert not (home / "outputs" / "runs").exists()
+
+
+def test_empty_search_space_through_the_cli(tmp_path, home, capsys):
+    assert main(["sweep", _write(tmp_path, "kind: optuna\nsearch: {}\n")]) == 2
+    assert "search space is empty" in capsys.readouterr().err
+
+
+def test_slurm_without_slurm_tools_fails_before_submitting(home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sinfo/sbatch on PATH, as on a laptop
+    assert main(["sweep", "branches", "--seeds", "0", "--no-table", "launcher=slurm", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "sinfo not found" in err and err.count("\n") == 1
+    assert not (home / "outputs" / "runs").exists()
+    assert not (home / "outputs" / "sweeps" / "branches" / "submitit").exists()
+
+
+def test_status_of_a_sweep_never_launched(home, capsys):
+    assert main(["status", "branches"]) == 2
+    assert "sweep 'branches' has not been launched" in capsys.readouterr().err
