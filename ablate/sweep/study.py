@@ -157,7 +157,12 @@ def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[in
     reconcile(study, storage, spec.n_trials)
     write_study_manifest(job, config)
     log.info("study %s: %d trials wanted, %d workers, launcher %s", study.study_name, spec.n_trials, n_workers, launcher.name)
-    launcher.work_study(job, n_workers)
+    from optuna.trial import TrialState
+
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        launcher.work_study(job, n_workers)
+    else:
+        log.info("study %s already holds %d trials; no worker to start", study.study_name, spec.n_trials)
     lines = describe(study, spec.objectives, spec.n_trials)
     print("\n".join(lines))
     return lines
