@@ -57,8 +57,8 @@ def capture(model, x, block: Optional[int] = None) -> dict:
     """Run ``x`` through ``model`` and return the maps of one attention block.
 
     Returns ``{"kind", "block", "shape", "features"}`` (N,H,W) plus ``"map"`` (N,H,W) for CA
-    (mean_c a_h*a_w) and CBAM (spatial gate); ``block`` indexes the attention modules
-    (default: the last with both sides >= MIN_SIDE).
+    (mean_c a_h*a_w; also ``a_h`` N,C,H,1 and ``a_w`` N,C,1,W) and CBAM (spatial gate);
+    ``block`` indexes the attention modules (default: the last with both sides >= MIN_SIDE).
     """
     import torch
 
@@ -95,7 +95,7 @@ def capture(model, x, block: Optional[int] = None) -> dict:
         n, c, hh, ww = shapes[name]
         a_h = mod.gate(got["conv_h"]) if "conv_h" in got else torch.ones(n, c, hh, 1)
         a_w = mod.gate(got["conv_w"]) if "conv_w" in got else torch.ones(n, c, 1, ww)
-        out["map"] = (a_h * a_w).mean(1).numpy()
+        out.update(a_h=a_h.numpy(), a_w=a_w.numpy(), map=(a_h * a_w).mean(1).numpy())
     elif kind == "cbam":
         out["map"] = got["spatial"][:, 0].numpy()
     return out

@@ -141,3 +141,19 @@ def layout(spec: TableSpec, frame: RunFrame) -> tuple[list[tuple[str, Any, dict]
         if not cols:
             raise ValueError(f"table {spec.name!r}: no runs have a value for column_key {ax.key!r}; give column_key.values")
     return rows, cols
+
+
+def setting_labels(spec: TableSpec, records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """run key -> the label of the table cell its run falls in (``row`` or ``row / column``),
+    so plots of a table name settings as the table does."""
+    frame = RunFrame.build(records)
+    if frame.df.empty:
+        return {}
+    rows, cols = layout(spec, frame)
+    out: dict[str, str] = {}
+    for rlabel, _, rwhere in rows:
+        for clabel, cwhere in cols:
+            mask = frame.mask({**spec.where, **rwhere, **cwhere})
+            for key in frame.df.loc[mask, "run_key"]:
+                out.setdefault(key, rlabel if clabel is None else f"{rlabel} / {clabel}")
+    return out

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ablate.report.cells import setting_labels
+from ablate.report.plots import label_settings
 from ablate.report.render import html_page, to_html, write_table
 from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
 from ablate.report.spec import FORMATS, PlotSpec, list_tables, tables_for_sweep
@@ -68,7 +70,8 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
         if spec is not None:
             table = build_table(spec, recs, exp)
             write_table(table, out_dir / "tables", formats=FORMATS)
-            parts += [f"<h2>{html.escape(spec.title or spec.name)}</h2>", to_html(table)]
+            parts += [f"<h2>Table {html.escape(spec.name)} (analysis/{html.escape(spec.name)}.yaml)</h2>", to_html(table)]
+            recs = label_settings(recs, setting_labels(spec, recs))  # plots name settings like the table
         else:
             parts.append("<h2>Runs</h2><p>No table spec in analysis/ names this sweep; plots only.</p>")
         for i, plot in enumerate((spec.plots if spec is not None else []) or DEFAULT_PLOTS):

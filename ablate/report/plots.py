@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ablate.report.cells import RunFrame, _is_poolable  # noqa: E402
+from ablate.report.cells import RunFrame, _is_poolable, _shown  # noqa: E402
 
 LABELS = {"top1": "Top-1 (%)", "top5": "Top-5 (%)", "madds": "MAdds (M)", "params": "Params (M)",
           "val_top1": "val top-1 (%)", "val_loss": "val loss", "train_loss": "train loss", "latency_ms": "latency (ms)"}
@@ -34,13 +34,22 @@ def completed_frame(records: Iterable[dict], where: Optional[dict] = None) -> tu
     frame = RunFrame.build(records)
     df = frame.df[frame.mask({"status": "completed", **(where or {})})].copy()
     cfg = [k for k in frame.config_keys if k in df.columns and not _is_poolable(k)]
-    varying = [k for k in cfg if df[k].astype(str).nunique() > 1]
+    # Keys that only come and go with another key (CA's knobs exist only where kind=ca) add
+    # nothing to a label: a key counts when its present values differ.
+    varying = [k for k in cfg if df[k].dropna().astype(str).nunique() > 1]
+    labels = df["setting"] if "setting" in df.columns else pd.Series(None, index=df.index, dtype=object)
     if varying:
-        df["setting"] = df[varying].astype(str).apply(
-            lambda r: ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(varying, r)), axis=1)
+        auto = df[varying].apply(lambda r: ", ".join(
+            f"{k.split('.')[-1]}={_shown(v)}" for k, v in zip(varying, r) if _shown(v) != "(unset)"), axis=1)
     else:
-        df["setting"] = "all runs"
+        auto = pd.Series("all runs", index=df.index)
+    df["setting"] = labels.where(labels.notna(), auto) if len(df) else auto
     return df, varying
+
+
+def label_settings(records: Iterable[dict], labels: dict[str, str]) -> list[dict]:
+    """Copies of ``records`` with ``setting`` set from ``labels`` (run key -> table cell label)."""
+    return [{**r, "setting": labels[r["run_key"]]} if r.get("run_key") in labels else r for r in records]
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
@@ -87,7 +96,7 @@ def plot_metric_vs(records: Iterable[dict], x: str, y: str = "top1", series: Opt
     ax.set_ylabel(LABELS.get(y, y) + " (mean ± std over seeds)")
     ax.set_title(title or f"{LABELS.get(y, y)} vs {x}")
     if series:
-        ax.legend(fontsize=8)
+        _legend(ax)
     ax.grid(alpha=0.3)
     return fig
 
@@ -156,10 +165,11 @@ def plot_pareto(records: Iterable[dict], x: str = "madds", y: str = "top1", seri
         front, how = pareto_front(means, "_x", "_y"), "Pareto front of setting means"
     ax.step(front["_x"], front["_y"], where="post", color="C3", lw=1.5, label=how, zorder=2)
     ax.scatter(front["_x"], front["_y"], s=70, facecolors="none", edgecolors="C3", zorder=4)
+    ax.margins(x=0.12, y=0.08)  # room for the setting labels at the edges
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
     ax.set_title(title or f"{LABELS.get(y, y)} vs {LABELS.get(x, x)}")
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.grid(alpha=0.3)
     return fig
 
@@ -190,6 +200,11 @@ def plot_curves(records: Iterable[dict], metrics_of, y: str = "val_top1", series
     ax.set_xlabel("epoch")
     ax.set_ylabel(LABELS.get(y, y))
     ax.set_title(title or f"{LABELS.get(y, y)} per epoch (mean ± std over seeds)")
-    ax.legend(fontsize=7, ncol=2 if long["setting"].nunique() > 6 else 1)
+    _legend(ax)
     ax.grid(alpha=0.3)
     return fig
+
+
+def _legend(ax) -> None:
+    """Legend outside the axes, right: long setting names never cover the data."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

@@ -7,7 +7,9 @@ when runs are paired by seed, ``ttest_rel`` / ``wilcoxon``; shares of seeds abov
 (bimodal outcomes: a run solves the task or stays at chance) use Fisher's exact test. The
 delta's 95% CI is a bootstrap (``scipy.stats.bootstrap``) when a side has fewer than
 ``BOOTSTRAP_BELOW`` seeds, because the t-interval leans on normality that a handful of seeds
-cannot show; otherwise the test's own t-interval.
+cannot show; otherwise the test's own t-interval. Caveat: with 2-4 seeds the percentile
+bootstrap interval is too narrow (it cannot see beyond the observed spread) and may exclude 0
+where the test's p-value does not reach alpha; the marker follows the p-value, never the CI.
 """
 from __future__ import annotations
 
@@ -60,12 +62,15 @@ def summarize(xs: Sequence[float], threshold: Optional[float] = None) -> Summary
     hits = int((x >= threshold).sum()) if threshold is not None else 0
     if n == 0:
         return Summary(0)
+    if np.all(x == x[0]):  # a constant (Params, MAdds): exact, no rounding noise in std or CI
+        mean = float(x[0])
+        return Summary(n, mean, 0.0 if n > 1 else NAN, mean if n > 1 else NAN, mean if n > 1 else NAN, hits)
     mean = float(x.mean())
     if n < 2:
         return Summary(n, mean, hits=hits)
     std = float(x.std(ddof=1))
     if std == 0.0:
-        lo = hi = mean  # a constant (Params, MAdds): the interval is the value itself
+        lo = hi = mean
     else:
         lo, hi = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=stats.sem(x))
     return Summary(n, mean, std, float(lo), float(hi), hits)

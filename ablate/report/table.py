@@ -174,6 +174,8 @@ def _best_cells(spec: TableSpec, cells: dict, cols: list) -> set[tuple[str, Opti
             if not scored:
                 continue
             target = (max if m.best == "max" else min)(scored.values())
+            if len(scored) > 1 and all(v == target for v in scored.values()):
+                continue  # every cell ties: nothing is best, nothing is bold
             best |= {(r, c, m.id) for (r, c), v in scored.items() if v == target}
     return best
 
@@ -262,7 +264,7 @@ def _footnotes(spec: TableSpec, table: Table, base: Optional[str]) -> list[str]:
     for m in spec.metrics:
         if m.aggregate == "share":
             notes.append(f"{m.label}: k/n seeds reached {m.key} ≥ {m.threshold:g}.")
-    if any(m.best for m in spec.metrics):
+    if table.bold.to_numpy().any():
         notes.append("Bold: best value per column.")
     if base is not None and any(m.delta for m in spec.metrics):
         tests = {TEST_NAMES["fisher" if m.aggregate == "share" else spec.effective_test] for m in spec.metrics if m.delta}

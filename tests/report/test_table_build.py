@@ -192,3 +192,9 @@ def test_every_shipped_spec_builds_from_synthetic_records(name):
     t = build_table(s, records_for(s))
     assert (t.values["n"] == 3).all() and not t.has_holes
     assert len(t.display) == (len(s.rows) or len(s.row_key.values))
+
+
+def test_no_bold_when_every_cell_ties():
+    recs = [record(f"{k}{s}", {"attention.kind": k}, s, 70.0 + s) for k in ("none", "ca") for s in range(2)]
+    t = build_table(spec(rows=ROWS[:2]), recs)  # equal top-1 and latency in both rows
+    assert not t.bold.to_numpy().any() and not any(n.startswith("Bold") for n in t.footnotes)

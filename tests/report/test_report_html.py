@@ -1,0 +1,99 @@
+"""``ablate report``: one self-contained HTML page per sweep (tables, plots, attention maps,
+holes), rendered by headless Chromium to a non-trivial PNG."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from ablate.sweep import load_sweep
+from ablate.sweep.runner import plan_sweep, write_manifest
+from tests.report._runs import fake_run
+
+
+@pytest.fixture(scope="module")
+def branches_report(tmp_path_factory):
+    """The branches sweep with 2 seeds planned: 10 runs done, one failed, one never ran
+    (module-scoped: built once for the page checks and the Chromium rendering)."""
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("report_home")
+        mp.setenv("ABLATE_HOME", str(home))
+        yield _build_branches_report(home)
+
+
+def _build_branches_report(home):
+    from ablate.cli import main
+    from tests.conftest import TINY
+
+    spec = load_sweep("branches")
+    spec.seeds = [0, 1]
+    runs = plan_sweep(spec, TINY)
+    write_manifest(spec, runs, home / "outputs" / "sweeps", TINY)
+    for i, r in enumerate(runs[:-1]):
+        kind = r.plan.config["attention"]
+        top1 = 40.0 + 10 * (kind["kind"] == "ca") + 5 * (kind.get("branches") == "hw") + r.plan.seed
+        fake_run(r.overrides, None if i == 3 else top1, status="failed" if i == 3 else "completed")
+    assert main(["report", "branches"]) == 0
+    return home / "outputs" / "reports" / "branches"
+
+
+def test_report_is_one_self_contained_page(branches_report):
+    page = (branches_report / "report.html").read_text()
+    assert "Branches ablation (CA paper, Table 1)" in page and "+ CA (H+W)" in page
+    assert "1 failed" in page and "1 missing" in page and "12 planned runs" in page
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 3  # curves, pareto, attention maps
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page and "<link" not in page
+    assert "not drawn" not in page
+    plots = sorted(p.name for p in (branches_report / "plots").iterdir())
+    assert plots == [f"branches-{i}-{k}.{ext}" for i, k in enumerate(("curves", "pareto", "attention_maps"))
+                     for ext in ("pdf", "png")]
+    assert sorted(p.suffix for p in (branches_report / "tables").iterdir()) == [".csv", ".html", ".md", ".tex"]
+
+
+def test_plot_that_cannot_be_drawn_is_reported(home):
+    from ablate.report.html import build_report
+    from ablate.report.sources import project_paths
+    from tests.conftest import TINY
+
+    spec = load_sweep("branches")
+    spec.seeds = [0]
+    runs = plan_sweep(spec, TINY)
+    write_manifest(spec, runs, home / "outputs" / "sweeps", TINY)
+    for r in runs:  # only plain and SE runs, without checkpoints: no CA/CBAM maps possible
+        if r.plan.config["attention"]["kind"] in ("none", "se"):
+            fake_run(r.overrides, 50.0, checkpoint=False)
+    page = build_report("branches", paths=project_paths()).read_text()
+    assert "attention_maps not drawn: no completed CA, SE or CBAM run with a checkpoint.pt" in page
+    assert page.count("data:image/png;base64,") == 2
+
+
+def test_unknown_sweep_names_the_known_ones(home, capsys):
+    from ablate.cli import main
+
+    assert main(["report", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown sweep 'nope'" in err and "allowed: " in err and "branches" in err and err.count("\n") == 1
+
+
+@pytest.mark.service
+def test_report_renders_in_headless_chromium(branches_report, chromium_available, tmp_path):
+    from PIL import Image, ImageStat
+
+    shot = tmp_path / "report.png"
+    res = subprocess.run(
+        [chromium_available, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-default-apps", "--no-first-run", "--hide-scrollbars",
+         "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--window-size=1280,2400",
+         (branches_report / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    assert "Uncaught" not in res.stderr
+    img = Image.open(shot).convert("L")
+    assert img.size == (1280, 2400) and shot.stat().st_size > 50_000
+    stat = ImageStat.Stat(img)
+    assert stat.stddev[0] > 20  # tables and plots, not a blank page
+    # the plots are drawn: many rows of the page differ from white
+    rows = [sum(1 for x in range(0, 1280, 8) if img.getpixel((x, y)) < 200) for y in range(0, 2400, 8)]
+    assert sum(r > 5 for r in rows) > 60
+    (branches_report / "screenshot.png").write_bytes(shot.read_bytes())
