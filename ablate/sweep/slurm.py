@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ablate.sweep.worker import StudyJob
 
 log = logging.getLogger("ablate")
+LIVE = ("UNKNOWN", "PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "RESIZING", "SUSPENDED")
 PREEMPT_SIGNAL = "USR1"  # SLURM's warning signal for ablate's jobs (engine: SIGUSR1 -> clean stop)
 
 
@@ -214,6 +215,14 @@ class SlurmLauncher(Launcher):
             if all(j.done() for j in jobs):
                 break
             time.sleep(self.cfg.poll_s)
+        # Results are in; accounting (sacct) lags a few seconds. Record the states SLURM ends with.
+        end = time.time() + 60
+        while True:
+            jobs[0].get_info(mode="force")  # one sacct call refreshes the cached state of every job
+            if not any(j.state.split()[0] in LIVE for j in jobs) or time.time() > end:
+                break
+            time.sleep(self.cfg.poll_s)
+        log.info("slurm: final: %s", "  ".join(f"{s} {n}" for s, n in sorted(Counter(j.state for j in jobs).items())))
         records: list[dict] = []
         for j in jobs:
             try:
