@@ -198,3 +198,28 @@ def test_no_bold_when_every_cell_ties():
     recs = [record(f"{k}{s}", {"attention.kind": k}, s, 70.0 + s) for k in ("none", "ca") for s in range(2)]
     t = build_table(spec(rows=ROWS[:2]), recs)  # equal top-1 and latency in both rows
     assert not t.bold.to_numpy().any() and not any(n.startswith("Bold") for n in t.footnotes)
+
+
+def _grid_sweeps_with_tables():
+    from ablate.sweep import list_sweeps, load_sweep
+
+    out = []
+    for name in list_sweeps():
+        s = load_sweep(name)
+        if getattr(s, "kind", "grid") == "grid" and s.table in list_tables():
+            out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("sweep", _grid_sweeps_with_tables())
+def test_every_sweep_fills_every_cell_of_its_table(sweep, home):
+    """The sweep's composed run configs land in the table's cells: one setting per cell, n = seeds."""
+    from ablate.config import compose, to_container
+    from ablate.sweep import load_sweep
+    from ablate.train.runkey import run_key
+
+    sw = load_sweep(sweep)
+    configs = [to_container(compose(o)) for o in sw.expand(["trainer.epochs=1"])]
+    recs = [record(run_key(c), {}, c["seed"], 50.0 + i % 7) | {"config": c} for i, c in enumerate(configs)]
+    t = build_table(load_table_spec(sw.table), recs, expected=[{"run_key": r["run_key"], "config": r["config"]} for r in recs])
+    assert (t.values["n"] == len(sw.seeds)).all() and t.values["missing"].sum() == 0, t.values[["setting", "n"]]
