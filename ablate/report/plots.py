@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a display (CI, servers)
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -163,8 +164,8 @@ def plot_pareto(records: Iterable[dict], x: str = "madds", y: str = "top1", seri
             _x=lambda d: d["_x"] * sx, _y=lambda d: d["_y"] * sy), "_x", "_y"), "Optuna study front"
     else:
         front, how = pareto_front(means, "_x", "_y"), "Pareto front of setting means"
-    ax.step(front["_x"], front["_y"], where="post", color="C3", lw=1.5, label=how, zorder=2)
-    ax.scatter(front["_x"], front["_y"], s=70, facecolors="none", edgecolors="C3", zorder=4)
+    ax.step(front["_x"], front["_y"], where="post", color="black", lw=1.2, label=how, zorder=2)
+    ax.scatter(front["_x"], front["_y"], s=80, facecolors="none", edgecolors="black", zorder=4)
     ax.margins(x=0.12, y=0.08)  # room for the setting labels at the edges
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
@@ -197,6 +198,7 @@ def plot_curves(records: Iterable[dict], metrics_of, y: str = "val_top1", series
         ax.plot(agg.index, agg["mean"], marker=".", color=f"C{i % 10}", label=f"{name} (n={n})")
         ax.fill_between(agg.index, agg["mean"] - agg["std"].fillna(0), agg["mean"] + agg["std"].fillna(0),
                         color=f"C{i % 10}", alpha=0.15)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(LABELS.get(y, y))
     ax.set_title(title or f"{LABELS.get(y, y)} per epoch (mean ± std over seeds)")

@@ -97,3 +97,20 @@ def test_report_renders_in_headless_chromium(branches_report, chromium_available
     rows = [sum(1 for x in range(0, 1280, 8) if img.getpixel((x, y)) < 200) for y in range(0, 2400, 8)]
     assert sum(r > 5 for r in rows) > 60
     (branches_report / "screenshot.png").write_bytes(shot.read_bytes())
+
+
+def test_sweep_without_a_table_spec_gets_the_default_plots(home):
+    from ablate.report.html import build_report
+    from ablate.report.sources import project_paths
+    from ablate.sweep import SweepSpec
+    from tests.conftest import TINY
+
+    spec = SweepSpec(name="adhoc", grid={"attention": ["none", "ca"]}, seeds=[0])
+    runs = plan_sweep(spec, TINY)
+    write_manifest(spec, runs, home / "outputs" / "sweeps", TINY)
+    for r, top1 in zip(runs, (40.0, 60.0)):
+        fake_run(r.overrides, top1)
+    out = build_report("adhoc", paths=project_paths())
+    page = out.read_text()
+    assert "No table spec in analysis/ names this sweep" in page and page.count("data:image/png;base64,") == 2
+    assert sorted(p.name for p in (out.parent / "plots").glob("*.png")) == ["adhoc-0-curves.png", "adhoc-1-pareto.png"]
