@@ -6,7 +6,8 @@ executes (after Hydra's submitit launcher, whose backends differ only in ``_EXEC
 ``local``     runs one after another in this process (no start-up cost per run);
 ``parallel``  spreads them over N spawned worker processes, splitting the CPU threads, or packs
               ``runs_per_gpu`` workers onto each GPU (``ablate/sweep/packing.py``);
-``slurm``     submits SLURM jobs through submitit (``ablate/sweep/slurm.py``).
+``slurm``     submits SLURM jobs through submitit (``ablate/sweep/slurm.py``);
+``ray``       runs Ray tasks on a local Ray instance or a Ray cluster (``ablate/sweep/ray_launcher.py``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ LAUNCHERS: dict[str, str] = {
     "local": "ablate.sweep.launchers:LocalLauncher",
     "parallel": "ablate.sweep.launchers:ParallelLauncher",
     "slurm": "ablate.sweep.slurm:SlurmLauncher",
+    "ray": "ablate.sweep.ray_launcher:RayLauncher",
 }
 
 
