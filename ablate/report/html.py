@@ -76,7 +76,8 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
             parts.append("<h2>Runs</h2><p>No table spec in analysis/ names this sweep; plots only.</p>")
         for i, plot in enumerate((spec.plots if spec is not None else []) or DEFAULT_PLOTS):
             name = f"{spec.name if spec else sweep}-{i}-{plot.kind}"
-            parts.append(_figure_html(name, plot, recs, st, paths, sweep, out_dir / "plots"))
+            parts.append(_figure_html(name, plot, recs, st, paths, sweep, out_dir / "plots",
+                                      (manifest or {}).get("objectives")))
     page = html_page(f"ablate report: {sweep}", "\n".join(parts), REPORT_CSS)
     out = out_dir / "report.html"
     from ablate.io import atomic_write
@@ -90,10 +91,10 @@ def _describe(store: ResultsStore) -> str:
 
 
 def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsStore, paths: Any,
-                 sweep: str, plot_dir: Path) -> str:
+                 sweep: str, plot_dir: Path, objectives: Optional[list[str]] = None) -> str:
     """Draw one plot, save PNG + PDF, and return a <figure> with the PNG inlined."""
     try:
-        fig = make_figure(plot, records, store, Path(paths.sweeps_dir) / sweep)
+        fig = make_figure(plot, records, store, Path(paths.sweeps_dir) / sweep, objectives)
     except ValueError as exc:
         log.warning("report: plot %s skipped: %s", name, exc)
         return f"<p class=\"skipped\">Plot {html.escape(name)} not drawn: {html.escape(str(exc))}</p>"
@@ -105,7 +106,8 @@ def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsS
             f"<figcaption>{html.escape(plot.title or name)} (files: {png.name}, {pdf.name})</figcaption></figure>")
 
 
-def make_figure(plot: PlotSpec, records: list[dict], store: ResultsStore, sweep_dir: Optional[Path] = None):
+def make_figure(plot: PlotSpec, records: list[dict], store: ResultsStore, sweep_dir: Optional[Path] = None,
+                objectives: Optional[list[str]] = None):
     """The matplotlib figure of ``plot`` over ``records`` (ValueError with the reason if it cannot be drawn)."""
     from ablate.report import plots
 
@@ -113,7 +115,7 @@ def make_figure(plot: PlotSpec, records: list[dict], store: ResultsStore, sweep_
         return plots.plot_metric_vs(records, plot.x, plot.y, plot.series, plot.where, plot.title)
     if plot.kind == "pareto":
         return plots.plot_pareto(records, plot.x or "madds", plot.y, plot.series, plot.where, plot.title, sweep_dir,
-                                 _objectives(sweep_dir))
+                                 objectives or _objectives(sweep_dir))
     if plot.kind == "curves":
         y = "val_top1" if plot.y == "top1" else plot.y  # metrics.jsonl names the per-epoch top-1 val_top1
         return plots.plot_curves(records, store.metrics, y, plot.series, plot.where, plot.title)

@@ -3,7 +3,8 @@
 With a manifest (``<sweeps_dir>/<sweep>/manifest.json``, written when a sweep is planned) the
 table holds exactly the sweep's runs, and runs without a record show as missing. Without one
 (a sweep run elsewhere, imported from W&B), the runs are those whose record names the sweep
-(``sweep``, the W&B group) and match the spec's filter; a run shared by two sweeps carries
+(``sweep``, the W&B group) and match the spec's filter (so are an Optuna study's trials, whose
+manifest lists no runs); a run shared by two sweeps carries
 the name of the sweep that trained it first, so keep the manifest next to imported results.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ def open_store(source: Union[None, str, ResultsStore], paths: Any, manifest: Opt
 def sweep_records(store: ResultsStore, sweep: Optional[str], manifest: Optional[dict],
                   where: Optional[dict] = None) -> tuple[list[dict], Optional[list[dict]]]:
     """(records, expected runs or None) of a sweep in ``store`` (see the module docstring)."""
-    if manifest is not None:
+    if manifest is not None and "runs" in manifest:  # an Optuna study's manifest lists no runs
         recs = [r for r in (store.get(e["run_key"]) for e in manifest["runs"]) if r is not None]
         return recs, manifest["runs"]
     recs = list(store.records(where or {}))
