@@ -70,12 +70,12 @@ def _run_state(store, key: str) -> Optional[str]:
 def _grid_status(manifest: dict, store, sweep_dir: Path) -> dict:
     jobs = slurm_states(sweep_dir)
     recorded = read_json(sweep_dir / "slurm_jobs.json").get("jobs", []) if jobs else []
-    pending_keys = {k for j in recorded if jobs.get(str(j["job_id"])) == "PENDING" for k in j.get("run_keys", [])}
+    job_of = {k: jobs.get(str(j["job_id"])) for j in recorded for k in j.get("run_keys", [])}
     counts: Counter = Counter()
     for entry in manifest["runs"]:
         state = _run_state(store, entry["run_key"])
-        if state is None:
-            state = "queued" if entry["run_key"] in pending_keys else "missing"
+        if state is None:  # no record, no lock: is SLURM still holding or starting it?
+            state = {"PENDING": "queued", "RUNNING": "running"}.get(job_of.get(entry["run_key"]), "missing")
         counts[state] += 1
     return {"sweep": manifest["sweep"], "kind": "grid", "total": len(manifest["runs"]), "counts": dict(counts),
             "lines": []}
