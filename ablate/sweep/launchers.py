@@ -79,6 +79,8 @@ class Launcher:
 
 
 class LocalLauncher(Launcher):
+    """Runs one after another in this process; stops launching after a pre-emption signal."""
+
     name = "local"
 
     def launch(self, runs: list[PlannedRun]) -> list[dict]:
@@ -115,6 +117,8 @@ def _run_in_worker(plan) -> Optional[dict]:
 
 
 class ParallelLauncher(Launcher):
+    """N spawned worker processes (or K per GPU with ``runs_per_gpu``) on this machine."""
+
     name = "parallel"
 
     def launch(self, runs: list[PlannedRun]) -> list[dict]:

@@ -52,6 +52,8 @@ def _task(fn: Callable[[Any], Any], arg: Any, env: dict[str, str], level: int) -
 
 
 class RayLauncher(Launcher):
+    """Ray tasks sized by ``cpus_per_run``/``gpus_per_run``; a private instance is stopped at the end."""
+
     name = "ray"
     config_class = RayLauncherConfig
     cfg: RayLauncherConfig

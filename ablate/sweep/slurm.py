@@ -134,6 +134,8 @@ class WorkerTask(_Task):
 
 
 class SlurmLauncher(Launcher):
+    """Submits through submitit; checks the partition with sinfo before anything is submitted."""
+
     name = "slurm"
     config_class = SlurmLauncherConfig
     cfg: SlurmLauncherConfig

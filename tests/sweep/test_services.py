@@ -139,3 +139,16 @@ def test_ablate_train_multirun_through_hydra_submitit_launcher(slurm_cluster, ho
     recs = records(home)
     assert len(recs) == 2 and all(r["status"] == "completed" for r in recs.values())
     assert {r["config"]["attention"]["kind"] for r in recs.values()} == {"none", "ca"}
+
+
+def test_slurm_tasks_pack_two_runs_each_on_their_node(slurm_cluster, home, tmp_path, capsys):
+    sweep = tmp_path / "pack4.yaml"
+    sweep.write_text("grid: {attention: [none, ca]}\nseeds: [0, 1]\n")
+    assert main(["sweep", str(sweep), "--no-table", *SLURM, "launcher.cpus_per_task=2", "launcher.runs_per_gpu=2",
+                 *TINY]) == 0
+    recs = records(home)
+    assert len(recs) == 4 and all(r["status"] == "completed" for r in recs.values())
+    jobs = json.loads((home / "outputs" / "sweeps" / "pack4" / "slurm_jobs.json").read_text())["jobs"]
+    assert [len(j["run_keys"]) for j in jobs] == [2, 2] and {j["state"] for j in jobs} == {"COMPLETED"}
+    array = jobs[0]["job_id"].split("_")[0]
+    assert sorted(accounting(array)) == [(f"{array}_0", "COMPLETED"), (f"{array}_1", "COMPLETED")]
