@@ -114,6 +114,9 @@ def _study_status(manifest: dict, store, storage: Optional[str], sweep_dir: Path
     if missing > 0:
         counts["missing"] += missing
     lines = describe(study, manifest["objectives"], manifest["n_trials"])[1:] if best_trials(study) else []
+    jobs = Counter(slurm_states(sweep_dir).values())
+    if jobs:  # worker array tasks still in SLURM's queue (PENDING = queued workers)
+        lines.append("  SLURM workers: " + "  ".join(f"{s} {n}" for s, n in sorted(jobs.items())))
     return {"sweep": manifest["sweep"], "kind": "optuna", "total": manifest["n_trials"], "counts": dict(counts),
             "lines": lines}
 
