@@ -68,7 +68,8 @@ def test_slurm_grid_of_4_runs_real_job_states_and_a_usr1_requeue_that_resumes(sl
     sh("scontrol", "update", f"JobId={task}", "StartTime=now")
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out[-3000:]
-    print(out)
+    with capfd.disabled():  # the launcher's job-state log, for the record (pytest -s)
+        print(out)
 
     recs = records(home)
     assert len(recs) == 4 and all(r["status"] == "completed" for r in recs.values())
@@ -93,7 +94,9 @@ def test_slurm_study_worked_by_2_array_jobs_on_one_journal(slurm_cluster, home, 
     sweep.write_text("kind: optuna\noverrides: [attention=ca]\nsearch: {attention.reduction: [4, 8, 16],"
                      " optim.lr: {type: float, low: 0.01, high: 0.5, log: true}}\nn_trials: 6\n")
     assert main(["tune", str(sweep), "--workers", "2", *SLURM, *TINY, "trainer.epochs=2"]) == 0
-    print(capsys.readouterr().out)
+    out = capsys.readouterr()
+    with capsys.disabled():
+        print(out.out, out.err)
     storage = open_storage(f"journal://{home / 'outputs' / 'sweeps' / 'st' / 'optuna.journal'}")
     trials = optuna.load_study(study_name="st", storage=storage).get_trials()
     assert len(trials) == 6 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
