@@ -155,3 +155,16 @@ def test_slurm_tasks_pack_two_runs_each_on_their_node(slurm_cluster, home, tmp_p
     assert [len(j["run_keys"]) for j in jobs] == [2, 2] and {j["state"] for j in jobs} == {"COMPLETED"}
     array = jobs[0]["job_id"].split("_")[0]
     assert sorted(accounting(array)) == [(f"{array}_0", "COMPLETED"), (f"{array}_1", "COMPLETED")]
+
+
+@pytest.mark.parametrize("cmd", [
+    ["sweep", "branches", "--seeds", "0", "--no-table"],
+    ["tune", "tune_reduction", "--n-trials", "2"],
+])
+def test_a_partition_that_does_not_exist_is_one_line_before_any_submission(cmd, slurm_cluster, home, capsys):
+    before = sh("sacct", "-n", "-X", "-a", "-o", "JobID", "-S", "now-1hours")
+    assert main([*cmd, *SLURM, "launcher.partition=gpu", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err == "ablate: error: SLURM partition 'gpu' does not exist; allowed: debug\n"
+    assert sh("sacct", "-n", "-X", "-a", "-o", "JobID", "-S", "now-1hours") == before  # nothing submitted
+    assert not list(home.glob("outputs/sweeps/*/submitit")) and not (home / "outputs" / "runs").exists()
