@@ -64,7 +64,10 @@ def print_table(table: Table, console=None) -> None:
     for i in range(len(table.display)):
         rt.add_row(*(Text(str(table.display.iat[i, j]), style="bold" if table.bold.iat[i, j] else "")
                      for j in range(table.display.shape[1])))
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or logged: rich would wrap at 80 columns
+            console = Console(width=160)
     console.print(rt)
     for note in table.footnotes:
         console.print(Text(note, style="dim"))
