@@ -93,3 +93,28 @@ def to_container(cfg: DictConfig) -> dict:
     data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     data.pop("hydra", None)
     return data
+
+
+def spec_path(name: str, directory: Path, what: str) -> Path:
+    """``<directory>/<name>.yaml`` (or ``name`` itself if it is a YAML path); unknown names are
+    a one-line error listing the files that exist."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else directory / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or f"(none in {directory.name}/)"
+        raise ValueError(f"unknown {what} {name!r}; allowed: {known}")
+    return path
+
+
+def load_structured(path: Path, cls: type, what: str):
+    """Load a YAML file into dataclass ``cls`` (OmegaConf-validated: unknown keys and wrong
+    types are one-line errors); ``name`` defaults to the file's stem."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    raw = OmegaConf.load(path)
+    raw.setdefault("name", path.stem)
+    try:
+        data = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(cls), raw), resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"{what} {path.stem!r}: {str(exc).splitlines()[0]}") from None
+    return cls(**data)
+

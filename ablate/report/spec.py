@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING
 
-from ablate.config import project_root
+from ablate.config import load_structured, project_root, spec_path
 
 FORMATS = ("md", "tex", "html", "csv")
 AGGREGATES = ("mean_std", "mean", "share")
@@ -182,17 +181,7 @@ def list_tables() -> list[str]:
 
 def load_table_spec(name: str) -> TableSpec:
     """Read and validate ``analysis/<name>.yaml`` (a path to a YAML file works too)."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else analysis_dir() / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"unknown table spec {name!r}; allowed: {', '.join(list_tables()) or '(none in analysis/)'}")
-    raw = OmegaConf.load(path)
-    raw.setdefault("name", path.stem)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(TableSpec), raw)
-        data = OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as exc:
-        raise ValueError(f"table {path.stem!r}: {str(exc).splitlines()[0]}") from None
-    return TableSpec(**data)
+    return load_structured(spec_path(name, analysis_dir(), "table spec"), TableSpec, "table")
 
 
 def tables_for_sweep(sweep: str) -> list[TableSpec]:

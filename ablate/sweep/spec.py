@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from ablate.config import project_root
+from ablate.config import load_structured, project_root, spec_path
 
 KINDS = ("grid", "optuna")
 
@@ -87,21 +86,12 @@ def load_sweep(name: str):
 
     Returns a ``SweepSpec`` (``kind: grid``) or a ``StudySpec`` (``kind: optuna``).
     """
-    path = Path(name) if name.endswith((".yaml", ".yml")) else sweeps_dir() / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"unknown sweep {name!r}; allowed: {', '.join(list_sweeps()) or '(none in sweeps/)'}")
-    raw = OmegaConf.load(path)
-    raw.setdefault("name", path.stem)
-    kind = raw.get("kind", "grid")
+    path = spec_path(name, sweeps_dir(), "sweep")
+    kind = OmegaConf.load(path).get("kind", "grid")
     if kind not in KINDS:
         raise ValueError(f"sweep {path.stem!r}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
     if kind == "optuna":
         from ablate.sweep.study_spec import StudySpec as cls
     else:
         cls = SweepSpec
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), raw)
-        data = OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as exc:
-        raise ValueError(f"sweep {path.stem!r}: {str(exc).splitlines()[0]}") from None
-    return cls(**data)
+    return load_structured(path, cls, "sweep")
