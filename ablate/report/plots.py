@@ -196,8 +196,10 @@ def plot_curves(records: Iterable[dict], metrics_of, y: str = "val_top1", series
         agg = g.groupby("epoch")["y"].agg(["mean", "std", "count"])
         n = g["run_key"].nunique()
         ax.plot(agg.index, agg["mean"], marker=".", color=f"C{i % 10}", label=f"{name} (n={n})")
-        ax.fill_between(agg.index, agg["mean"] - agg["std"].fillna(0), agg["mean"] + agg["std"].fillna(0),
-                        color=f"C{i % 10}", alpha=0.15)
+        lo, hi = agg["mean"] - agg["std"].fillna(0), agg["mean"] + agg["std"].fillna(0)
+        if "top1" in y or "top5" in y:  # a ± std band of an accuracy stops at 0 and 100 %
+            lo, hi = lo.clip(0, 100), hi.clip(0, 100)
+        ax.fill_between(agg.index, lo, hi, color=f"C{i % 10}", alpha=0.15)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(LABELS.get(y, y))
