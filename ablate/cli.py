@@ -1,4 +1,4 @@
-"""The ``ablate`` command: ``train``, ``sweep``, ``table`` (more sub-commands register below).
+"""The ``ablate`` command: ``train``, ``sweep``, ``tune``, ``status``, ``table``, ``report``, ``profile``.
 
 Bad input (an unknown sweep, table, group option or knob value) ends the command with one line
 ``ablate: error: ...`` and exit status 2, before any run starts.
