@@ -8,6 +8,7 @@ are imported when an image folder is read or the digits are loaded.
 from ablate.data.registry import (
     LOADER_KEYS,
     DataBundle,
+    check_dataset,
     dataset_options,
     list_datasets,
     load_dataset,
@@ -23,6 +24,7 @@ from ablate.data import synthetic, cifar, imagefolder, digits  # noqa: E402,F401
 __all__ = [
     "LOADER_KEYS",
     "DataBundle",
+    "check_dataset",
     "TensorImageDataset",
     "augment_batch",
     "dataset_options",

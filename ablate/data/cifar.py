@@ -68,17 +68,26 @@ def _bundle(name: str, seed: int, n_train: int | None, n_val: int | None, xt, yt
     )
 
 
-@register_dataset("cifar10")
+_C10_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+def _check_cifar10(*, root: Path | None, seed: int, n_train: int | None, n_val: int | None) -> None:
+    """Options and files, without reading them (the registry's pre-flight check)."""
+    check_optional_int("cifar10", "n_train", n_train, 1)
+    check_optional_int("cifar10", "n_val", n_val, 1)
+    if root is None:
+        raise ValueError("cifar10: root=None is not allowed; expected the dir holding cifar-10-batches-py")
+    _require("cifar10", Path(root) / "cifar-10-batches-py", _C10_BATCHES + ("test_batch", "batches.meta"),
+             "cifar-10", Path(root))
+
+
+@register_dataset("cifar10", check=_check_cifar10)
 def cifar10(*, root: Path | None, seed: int, n_train: int | None = None,
             n_val: int | None = None) -> DataBundle:
     """CIFAR-10: 50k train / 10k val (the test set), 32×32 RGB, 10 classes."""
-    n_train = check_optional_int("cifar10", "n_train", n_train, 1)
-    n_val = check_optional_int("cifar10", "n_val", n_val, 1)
-    if root is None:
-        raise ValueError("cifar10: root=None is not allowed; expected the dir holding cifar-10-batches-py")
+    _check_cifar10(root=root, seed=seed, n_train=n_train, n_val=n_val)
     folder = Path(root) / "cifar-10-batches-py"
-    batches = tuple(f"data_batch_{i}" for i in range(1, 6))
-    _require("cifar10", folder, batches + ("test_batch", "batches.meta"), "cifar-10", Path(root))
+    batches = _C10_BATCHES
     parts = [_unpickle(folder / b) for b in batches]
     xt = np.concatenate([_images("cifar10", folder / b, p["data"]) for b, p in zip(batches, parts)])
     yt = np.concatenate([np.asarray(p["labels"], dtype=np.int64) for p in parts])
@@ -90,17 +99,22 @@ def cifar10(*, root: Path | None, seed: int, n_train: int | None = None,
                    CIFAR10_MEAN, CIFAR10_STD, folder)
 
 
-@register_dataset("cifar100")
+def _check_cifar100(*, root: Path | None, seed: int, n_train: int | None, n_val: int | None, labels: str) -> None:
+    """Options and files, without reading them (the registry's pre-flight check)."""
+    check_optional_int("cifar100", "n_train", n_train, 1)
+    check_optional_int("cifar100", "n_val", n_val, 1)
+    check_choice("cifar100", "labels", labels, ("fine", "coarse"))
+    if root is None:
+        raise ValueError("cifar100: root=None is not allowed; expected the dir holding cifar-100-python")
+    _require("cifar100", Path(root) / "cifar-100-python", ("train", "test", "meta"), "cifar-100", Path(root))
+
+
+@register_dataset("cifar100", check=_check_cifar100)
 def cifar100(*, root: Path | None, seed: int, n_train: int | None = None, n_val: int | None = None,
              labels: str = "fine") -> DataBundle:
     """CIFAR-100: 50k train / 10k val, 32×32 RGB; 100 fine (default) or 20 coarse classes."""
-    n_train = check_optional_int("cifar100", "n_train", n_train, 1)
-    n_val = check_optional_int("cifar100", "n_val", n_val, 1)
-    labels = check_choice("cifar100", "labels", labels, ("fine", "coarse"))
-    if root is None:
-        raise ValueError("cifar100: root=None is not allowed; expected the dir holding cifar-100-python")
+    _check_cifar100(root=root, seed=seed, n_train=n_train, n_val=n_val, labels=labels)
     folder = Path(root) / "cifar-100-python"
-    _require("cifar100", folder, ("train", "test", "meta"), "cifar-100", Path(root))
     train, test = _unpickle(folder / "train"), _unpickle(folder / "test")
     key = f"{labels}_labels"
     xt, yt = _images("cifar100", folder / "train", train["data"]), np.asarray(train[key], np.int64)

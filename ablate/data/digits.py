@@ -30,7 +30,19 @@ def load_digit_arrays() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(d.images, dtype=np.float64), np.asarray(d.target, dtype=np.int64)
 
 
-@register_dataset("digits")
+def _check_digits(*, root, seed, image_size, val_fraction, n_train, n_val) -> None:
+    """Options and that scikit-learn is importable (the registry's pre-flight check)."""
+    import importlib.util
+
+    check_int("digits", "image_size", image_size, 8, 256)
+    check_float("digits", "val_fraction", val_fraction, 0.05, 0.95)
+    check_optional_int("digits", "n_train", n_train, 1)
+    check_optional_int("digits", "n_val", n_val, 1)
+    if importlib.util.find_spec("sklearn") is None:
+        raise ImportError("digits: scikit-learn is not installed; pip install scikit-learn")
+
+
+@register_dataset("digits", check=_check_digits)
 def digits(*, root: Path | None, seed: int, image_size: int = 16, val_fraction: float = 0.2,
            n_train: int | None = None, n_val: int | None = None) -> DataBundle:
     """The 8×8 digits upsampled to ``image_size``; 1 channel, 10 classes; ``root`` unused."""

@@ -74,15 +74,8 @@ def scan_split(owner: str, folder: Path, classes: tuple[str, ...] | None) -> tup
     return samples, classes
 
 
-@register_dataset("imagefolder")
-def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] = 64, in_chans: int = 3,
-                n_train: int | None = None, n_val: int | None = None,
-                mean: list[float] | None = None, std: list[float] | None = None) -> DataBundle:
-    """Images from ``<root>/train`` and ``<root>/val`` resized to ``image_size``.
-
-    ``mean``/``std`` default to the ImageNet statistics (their gray average for 1 channel);
-    pass the dataset's own for other domains.
-    """
+def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: int, n_train, n_val, mean, std) -> dict:
+    """Options and the two split dirs, without opening an image; returns normalised options."""
     owner = "imagefolder"
     size = check_image_size(owner, image_size)
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans not in (1, 3):
@@ -95,6 +88,26 @@ def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] = 6
                       (IMAGENET_STD if in_chans == 3 else GRAY_STD), in_chans, positive=True)
     if root is None:
         raise ValueError(f"{owner}: root=None is not allowed; expected a dir holding train/ and val/")
+    for split in ("train", "val"):
+        if not (Path(root) / split).is_dir():
+            raise FileNotFoundError(f"{owner}: {Path(root) / split} not found; expected "
+                                    "<root>/train/<class>/*.png and <root>/val/<class>/*.png")
+    return {"size": size, "n_train": n_train, "n_val": n_val, "mean": mean, "std": std}
+
+
+@register_dataset("imagefolder", check=_check_imagefolder)
+def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] = 64, in_chans: int = 3,
+                n_train: int | None = None, n_val: int | None = None,
+                mean: list[float] | None = None, std: list[float] | None = None) -> DataBundle:
+    """Images from ``<root>/train`` and ``<root>/val`` resized to ``image_size``.
+
+    ``mean``/``std`` default to the ImageNet statistics (their gray average for 1 channel);
+    pass the dataset's own for other domains.
+    """
+    owner = "imagefolder"
+    opts = _check_imagefolder(root=root, seed=seed, image_size=image_size, in_chans=in_chans,
+                              n_train=n_train, n_val=n_val, mean=mean, std=std)
+    size, n_train, n_val, mean, std = opts["size"], opts["n_train"], opts["n_val"], opts["mean"], opts["std"]
     train, classes = scan_split(owner, Path(root) / "train", None)
     val, _ = scan_split(owner, Path(root) / "val", classes)
     idx_t = seeded_subset(owner, "n_train", len(train), n_train, seed, 0)

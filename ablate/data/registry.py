@@ -20,6 +20,7 @@ from ablate.data._checks import check_int
 LOADER_KEYS: tuple[str, ...] = ("batch_size", "num_workers", "augment", "pad", "hflip", "drop_last")
 
 _BUILDERS: dict[str, Callable[..., "DataBundle"]] = {}
+_CHECKS: dict[str, Callable[..., None]] = {}
 
 
 @dataclass
@@ -50,13 +51,21 @@ class DataBundle:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def register_dataset(name: str) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
-    """Decorator registering a builder under ``name``; a duplicate name raises ValueError."""
+def register_dataset(name: str, check: Callable[..., None] | None = None
+                     ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
+    """Decorator registering a builder under ``name``; a duplicate name raises ValueError.
+
+    ``check(root=..., seed=..., **options)`` validates the options (and that the files a real
+    dataset needs exist) in milliseconds, without reading or generating data; it runs before
+    any run of a sweep starts (:func:`check_dataset`).
+    """
 
     def wrap(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
         if name in _BUILDERS:
             raise ValueError(f"dataset {name!r} is already registered (by {_BUILDERS[name].__module__})")
         _BUILDERS[name] = fn
+        if check is not None:
+            _CHECKS[name] = check
         return fn
 
     return wrap
@@ -74,13 +83,14 @@ def dataset_options(name: str) -> dict[str, Any]:
             if p.name not in ("root", "seed")}
 
 
-def load_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs: Any) -> DataBundle:
-    """Build dataset ``name`` from ``root`` (a cache or source dir; None = no disk cache).
+def check_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs: Any) -> dict[str, Any]:
+    """Validate a dataset config without loading it; returns the options to build it with.
 
-    Options set to None are dropped, so "unset" in a config means the builder's default.
-    Unknown names, unknown options and out-of-range values raise a one-line ValueError.
+    Unknown names or options and out-of-range values raise a one-line ValueError naming the
+    value (and the allowed ones); missing source files a one-line FileNotFoundError, a missing
+    optional package an ImportError. So a sweep fails before its first run.
     """
-    fn = _get_builder(name)
+    _get_builder(name)
     seed = check_int(name, "seed", seed, 0, 2**63 - 1)
     options = dataset_options(name)
     unknown = sorted(k for k in kwargs if k not in options)
@@ -91,7 +101,19 @@ def load_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs:
     if root is not None and not isinstance(root, (str, Path)):
         raise ValueError(f"{name}: root={root!r} is not allowed; expected a path or null")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    return fn(root=None if root is None else Path(root), seed=seed, **kwargs)
+    root = None if root is None else Path(root)
+    if name in _CHECKS:  # may raise FileNotFoundError / ImportError for missing data or packages
+        _CHECKS[name](root=root, seed=seed, **{**options, **kwargs})
+    return {"root": root, "seed": seed, **kwargs}
+
+
+def load_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs: Any) -> DataBundle:
+    """Build dataset ``name`` from ``root`` (a cache or source dir; None = no disk cache).
+
+    Options set to None are dropped, so "unset" in a config means the builder's default.
+    Everything :func:`check_dataset` checks is checked first.
+    """
+    return _get_builder(name)(**check_dataset(name, root=root, seed=seed, **kwargs))
 
 
 def split_config(cfg: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any], dict[str, Any]]:

@@ -191,7 +191,16 @@ def _generated_bundle(name: str, generate: Callable, classes: tuple[str, ...], r
     )
 
 
-@register_dataset("alignment")
+def _check_generated(name: str):
+    """The registry's pre-flight check for a generated dataset: its params, nothing generated."""
+
+    def check(*, root, seed, image_size, n_train, n_val, clutter, object_size, margin) -> None:
+        _check_params(name, image_size, n_train, n_val, clutter, object_size, margin)
+
+    return check
+
+
+@register_dataset("alignment", check=_check_generated("alignment"))
 def alignment(*, root: Path | None, seed: int, image_size: int = 24, n_train: int = 8000,
               n_val: int = 2000, clutter: int = 8, object_size: int = 4, margin: int = 2) -> DataBundle:
     """Same row / same column / neither (see the module docstring); 1 channel, 3 classes."""
@@ -201,7 +210,7 @@ def alignment(*, root: Path | None, seed: int, image_size: int = 24, n_train: in
     return _generated_bundle("alignment", generate_alignment, ALIGNMENT_CLASSES, root, seed, params)
 
 
-@register_dataset("position")
+@register_dataset("position", check=_check_generated("position"))
 def position(*, root: Path | None, seed: int, image_size: int = 24, n_train: int = 8000,
              n_val: int = 2000, clutter: int = 8, object_size: int = 4, margin: int = 2) -> DataBundle:
     """Which quadrant holds the square (a control task); 1 channel, 4 classes; no flips."""

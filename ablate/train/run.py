@@ -70,17 +70,17 @@ class RunPlan:
 
 def prepare(cfg: DictConfig) -> RunPlan:
     """Validate ``cfg`` and resolve it into a ``RunPlan`` (raises one-line ``ValueError``)."""
-    from ablate.data import dataset_options, split_config
+    from ablate.data import check_dataset, split_config
     from ablate.models import create_model
 
     config = to_container(cfg)
     trainer = TrainerConfig(**config["trainer"])
     tracking = TrackingConfig(**config["tracking"])
     data_name, data_root, data_kwargs, loader_kwargs = split_config(config["data"])
-    options = dataset_options(data_name)  # unknown dataset -> one-line error naming the known ones
-    unknown = sorted(set(data_kwargs) - set(options) - {"seed"})
-    if unknown:
-        raise ValueError(f"data {data_name}: unknown option {unknown[0]!r}; allowed: {', '.join(options)}")
+    try:  # names, options, ranges and the presence of source files: no data is read
+        check_dataset(data_name, root=data_root, **data_kwargs)
+    except (FileNotFoundError, ImportError) as exc:
+        raise ValueError(str(exc).splitlines()[0]) from None
     bs = loader_kwargs.get("batch_size", 128)
     if not isinstance(bs, int) or bs < 1:
         raise ValueError(f"data.batch_size={bs!r}; allowed: an integer >= 1")
