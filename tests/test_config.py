@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from ablate.config import compose, group_options
 from ablate.train.run import prepare
@@ -60,6 +61,7 @@ def test_run_dir_is_named_by_the_run_key(tiny_cfg):
     ("tracking.mode=loud", ["'loud'", "offline, online, disabled"]),
     ("trainer.epochs=0", ["epochs", "0"]),
     ("trainer.device=tpu", ["'tpu'", "cpu"]),
+    *([] if torch.cuda.is_available() else [("trainer.device=cuda", ["'cuda'", "not available", "auto, cpu"])]),
     ("seed=-1", ["seed", "-1"]),
     ("data.batch_size=0", ["batch_size", "0"]),
     ("data.clutter=-3", ["clutter", "-3"]),

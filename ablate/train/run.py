@@ -75,6 +75,8 @@ def prepare(cfg: DictConfig) -> RunPlan:
 
     config = to_container(cfg)
     trainer = TrainerConfig(**config["trainer"])
+    if config.get("launcher", {}).get("name") in ("local", "parallel"):
+        trainer.torch_device()  # runs here: a CUDA device this machine lacks is bad input now
     tracking = TrackingConfig(**config["tracking"])
     data_name, data_root, data_kwargs, loader_kwargs = split_config(config["data"])
     try:  # names, options, ranges and the presence of source files: no data is read
