@@ -47,15 +47,6 @@ class Param:
     step: Optional[float] = None
     log: bool = False
 
-    def distribution(self):
-        import optuna.distributions as d
-
-        if self.type == "categorical":
-            return d.CategoricalDistribution(list(self.choices))
-        if self.type == "int":
-            return d.IntDistribution(int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return d.FloatDistribution(float(self.low), float(self.high), step=self.step, log=self.log)
-
     def corners(self) -> list:
         """Values that bound the range: every choice, or low and high (checked before compute)."""
         return list(self.choices) if self.type == "categorical" else [self.low, self.high]
