@@ -65,7 +65,7 @@ def test_failed_run_is_recorded_and_retried_not_lost(home, monkeypatch):
 
     cfg = compose([*TINY, "attention=ca"])
     calls = {"n": 0}
-    real = run_mod._import
+    real = run_mod._optimizer_factory
 
     def broken(optim):
         calls["n"] += 1
@@ -73,7 +73,7 @@ def test_failed_run_is_recorded_and_retried_not_lost(home, monkeypatch):
             raise RuntimeError("disk on fire")
         return real(optim)
 
-    monkeypatch.setattr(run_mod, "_import", broken)
+    monkeypatch.setattr(run_mod, "_optimizer_factory", broken)
     rec = run_mod.run(cfg)
     assert rec["status"] == "failed" and "disk on fire" in rec["message"]
     rec2 = run_mod.run(cfg)  # a failed run is retried on relaunch

@@ -165,8 +165,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
 
-        optim_target = _import(plan.optim)
-        result = fit(model, train_loader, val_loader, optim_target, plan.trainer, run_dir=run_dir,
+        make_optimizer = _optimizer_factory(plan.optim)
+        result = fit(model, train_loader, val_loader, make_optimizer, plan.trainer, run_dir=run_dir,
                      seed=plan.seed, on_epoch_end=epoch_end, log=log.info)
         record.update(top1=result.top1, top5=result.top5, loss=result.loss, epochs=result.epochs,
                       resumed_from=result.resumed_from)
@@ -204,7 +204,7 @@ def _last_epoch(record: dict, rows: list[dict]) -> None:
         record.update(top1=last.get("val_top1"), top5=last.get("val_top5"), loss=last.get("val_loss"), epochs=len(rows))
 
 
-def _import(optim: dict) -> Callable:
+def _optimizer_factory(optim: dict) -> Callable:
     """``optim`` group -> ``make_optimizer(params)`` via Hydra's instantiate (third-party object)."""
     from hydra.utils import instantiate
 
