@@ -69,6 +69,7 @@ def profile_main(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--repeats", type=int, default=20, help="timed batch-1 forward passes (median reported)")
+    p.add_argument("--plan", action="store_true", help="also print each model's attention insertion plan")
     args = p.parse_intermixed_args(argv)
     settings = ProfileSettings(args.input_size, args.num_classes, 3, args.threads, args.device, args.repeats)
     from ablate.track.store import RunDirStore
@@ -88,12 +89,15 @@ def profile_main(argv: list[str]) -> int:
     else:
         override_sets = [args.overrides]
     sweep_name = spec.name if args.sweep else None
+    from ablate.models import create_model
+    from ablate.models.insert import format_plan, insertion_plan
+
     configs = [to_container(compose(o)) for o in override_sets]  # all validated before any measuring
     for c in configs:  # the model knobs, checked before any measurement
-        from ablate.models import create_model
-
         m = dict(c["model"])
-        create_model(m.pop("name"), num_classes=settings.num_classes, attention=dict(c["attention"]), **m)
+        model = create_model(m.pop("name"), num_classes=settings.num_classes, attention=dict(c["attention"]), **m)
+        if args.plan:
+            print(f"{c['model']['name']} + {c['attention']['kind']}:\n{format_plan(insertion_plan(model))}")
     paths = configs[0]["paths"]
     store = RunDirStore(Path(paths["output_dir"]) / "profiles")
     records = []

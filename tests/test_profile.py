@@ -20,6 +20,13 @@ def test_profile_one_model_matches_the_paper_counts(home, capsys):
     assert len(recs) == 1 and json.loads(recs[0].read_text())["kind"] == "profile"
 
 
+def test_profile_prints_the_insertion_plan(home, capsys):
+    assert main(["profile", "model=mobilenet_v2", "attention=ca", "--repeats", "1", "--plan"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.strip().endswith(" ca") and "after_depthwise" in ln]
+    assert len(rows) == 16  # CA paper: every inverted residual block with expand_ratio != 1
+
+
 def test_profile_multirun_grid_and_small_stem(home):
     assert main(["profile", "-m", "model=mobilenet_v2_tiny", "attention=none,ca", "model.stem=small",
                  "--repeats", "1"]) == 0
