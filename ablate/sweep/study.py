@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -85,15 +84,9 @@ def worker_alive(worker: Optional[dict]) -> bool:
     if job and shutil.which("squeue"):
         out = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"], capture_output=True, text=True, timeout=30)
         return out.returncode == 0 and bool(out.stdout.strip())
-    if worker.get("host") != socket.gethostname():
-        return True  # another machine and no scheduler to ask: assume it is still working
-    try:
-        os.kill(int(worker["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError):
-        return True
-    return True
+    from ablate.train.run import process_alive
+
+    return process_alive(worker.get("host"), worker.get("pid"))
 
 
 def counted(trials) -> list:
