@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it over ``path``."""
+def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w", fsync: bool = True) -> None:
+    """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it over ``path``.
+
+    ``fsync=False`` is for rebuildable caches: a crash may leave the old file or a torn new
+    one (read as corrupt and rebuilt), never half a file at ``path`` for a concurrent reader.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -22,7 +26,8 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w"
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-from ablate.io import append_jsonl, read_json, read_jsonl, write_json
+from ablate.io import append_jsonl, atomic_write, read_json, read_jsonl, write_json
 from ablate.track.store._base import ResultsStore, matches
 
 RESULT = "result.json"
@@ -113,19 +112,12 @@ class RunDirStore(ResultsStore):
         # Written after the records are collected, before they reach the caller, so a caller
         # mutating a record cannot change the cache. Concurrent writers: last one wins, and
         # every version is a valid snapshot (signatures make stale entries harmless).
-        # No fsync: a cache torn by a crash reads as corrupt and is rebuilt; os.replace still
-        # keeps readers from ever seeing half a file.
+        # No fsync: a cache torn by a crash reads as corrupt and is rebuilt.
+        data = {"version": INDEX_VERSION, "entries": entries}
         try:
-            fd, name = tempfile.mkstemp(prefix=f"{INDEX}.", suffix=".tmp", dir=self.root)
-            tmp = Path(name)
+            atomic_write(self.root / INDEX, lambda fh: json.dump(data, fh, separators=(",", ":"), default=str), fsync=False)
         except OSError:
-            return  # a read-only runs dir still reads, just without the cache
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"version": INDEX_VERSION, "entries": entries}, fh, separators=(",", ":"), default=str)
-            os.replace(tmp, self.root / INDEX)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+            pass  # a read-only runs dir still reads, just without the cache
 
     def attempts(self, run_key: str) -> list[dict]:
         adir = self.run_dir(run_key) / "attempts"
