@@ -210,6 +210,9 @@ class SlurmLauncher(Launcher):
         """Wait for the jobs (logging SLURM's accounting states as they change); gather records."""
         seen: Optional[Counter] = None
         while True:
+            # submitit rate-limits its own sacct polling (states read UNKNOWN for many seconds);
+            # one forced sacct call per poll refreshes every job's cached state.
+            jobs[0].get_info(mode="force")
             states = Counter(j.state for j in jobs)
             if states != seen:
                 log.info("slurm: %s", "  ".join(f"{s} {n}" for s, n in sorted(states.items())))
