@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+# Pixels per bincount call in channel_histograms (its int64 temporary is 8 bytes a pixel).
+_STATS_CHUNK = 1 << 24
+
 
 class TensorImageDataset(Dataset):
     """Images (uint8, N×C×H×W) and labels (int64, N) in memory; the loader's fast path.
@@ -58,17 +61,45 @@ class TensorImageDataset(Dataset):
         return TensorImageDataset(self.images[idx], self.labels[idx])
 
 
-def channel_stats(images: torch.Tensor | np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images N,C,H,W on the [0, 1] scale.
+def channel_histograms(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per-channel counts of each uint8 value in images N,C,H,W: an int64 array C×256.
 
-    Computed in float64 so the numbers are identical wherever the same bytes are loaded.
+    Counts are exact and add up across chunks, so stats computed from them do not depend on
+    how the images were read (all at once, or one at a time while streaming from disk).
     """
-    x = np.asarray(images, dtype=np.float64) / 255.0
-    mean = x.mean(axis=(0, 2, 3))
-    std = x.std(axis=(0, 2, 3))
+    x = np.asarray(images)
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise ValueError(f"channel_histograms: images must be uint8 N,C,H,W; got {x.dtype} {x.shape}")
+    hist = np.zeros((x.shape[1], 256), dtype=np.int64)
+    step = max(1, _STATS_CHUNK // max(1, x[0, 0].size))  # bincount widens to intp: keep chunks small
+    for lo in range(0, x.shape[0], step):
+        for c in range(x.shape[1]):
+            hist[c] += np.bincount(x[lo:lo + step, c].ravel(), minlength=256)
+    return hist
+
+
+def stats_from_histograms(hist: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std on the [0, 1] scale from :func:`channel_histograms` counts."""
+    hist = np.asarray(hist, dtype=np.int64)
+    values = np.arange(256, dtype=np.float64) / 255.0
+    n = hist.sum(axis=1).astype(np.float64)
+    if hist.ndim != 2 or hist.shape[1] != 256 or not np.all(n > 0):
+        raise ValueError(f"stats_from_histograms: expected C×256 counts with pixels in every channel; got {hist.shape}")
+    mean = (hist * values).sum(axis=1) / n
+    std = np.sqrt((hist * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / n)
     # A constant channel (e.g. an all-zero debug set) would divide by zero in the loader.
     std = np.where(std > 1e-6, std, 1.0)
     return tuple(round(float(m), 6) for m in mean), tuple(round(float(s), 6) for s in std)
+
+
+def channel_stats(images: torch.Tensor | np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images N,C,H,W on the [0, 1] scale.
+
+    Computed in float64 from exact value counts, so the numbers are identical wherever the
+    same bytes are loaded, whether all at once or streamed (:func:`channel_histograms`), and
+    memory stays at a small chunk of the images rather than a float64 copy of them all.
+    """
+    return stats_from_histograms(channel_histograms(images))
 
 
 def seeded_subset(owner: str, key: str, n_total: int, n_keep: int | None, seed: int,
