@@ -5,12 +5,16 @@
 and augmentation). Everything random is drawn from a generator seeded by ``(seed, epoch)``,
 so a resumed run sees exactly the batches an uninterrupted one would have seen.
 
-Two paths, one augmentation:
+Two paths, one stream of batches:
 - in-memory :class:`~ablate.data.tensor.TensorImageDataset`: whole batches are sliced from
   the uint8 tensor and augmented as a batch in torch (no per-sample Python), which keeps a
   CPU run's time in the model, not the data;
-- any other dataset (image folders): a torch ``DataLoader`` collates uint8 images (workers
-  allowed) and the same batch augmentation runs in the main process.
+- any other dataset (image folders streamed from disk): a torch ``DataLoader`` collates
+  uint8 images (workers allowed) in an order the main process fixed, and the same batch
+  augmentation runs in the main process.
+Both draw the order (``randperm``) and then each batch's augmentation from one generator, in
+the same sequence, so the same images, seed and epoch give bit-identical batches on either
+path, whatever ``num_workers`` is (workers only decode; they draw nothing).
 Augmentation is the CIFAR recipe: random crop from a zero-padded image (``pad`` px each
 side) plus a horizontal flip with probability 1/2. Both keep "same row"/"same column"
 relations, which is why the alignment task can use them.
@@ -54,7 +58,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int, hflip: 
 
 
 class _EpochLoader:
-    """Shared state of both loaders: epoch, normalisation, augmentation settings."""
+    """Shared state of both loaders: epoch, order, normalisation, augmentation settings."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, augment: bool,
                  mean: Sequence[float], std: Sequence[float], drop_last: bool, pad: int, hflip: bool):
@@ -73,6 +77,16 @@ class _EpochLoader:
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
+    def _batches(self) -> tuple[torch.Generator, list[torch.Tensor]]:
+        """This epoch's generator and its index batches; the order is the generator's first draw.
+
+        Both loaders call this, so they agree on the order and leave the generator in the same
+        state for the augmentation draws that follow, batch by batch.
+        """
+        gen = epoch_generator(self.seed, self.epoch)
+        order = torch.randperm(self.n, generator=gen) if self.shuffle else torch.arange(self.n)
+        return gen, [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+
     def _finish(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         if self.augment:
             x = augment_batch(x, gen, self.pad, self.hflip)
@@ -88,35 +102,37 @@ class TensorBatchLoader(_EpochLoader):
         self.images, self.labels = dataset.images, dataset.labels
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        gen = epoch_generator(self.seed, self.epoch)
-        order = torch.randperm(self.n, generator=gen) if self.shuffle else None
-        for b in range(len(self)):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
-            if order is None:
-                x, y = self.images[lo:hi], self.labels[lo:hi]
-            else:
-                idx = order[lo:hi]
+        gen, batches = self._batches()
+        for idx in batches:
+            if self.shuffle:
                 x, y = self.images[idx], self.labels[idx]
+            else:  # a contiguous slice: no gather copy
+                lo, hi = int(idx[0]), int(idx[-1]) + 1
+                x, y = self.images[lo:hi], self.labels[lo:hi]
             yield self._finish(x, y, gen)
 
 
 class FolderBatchLoader(_EpochLoader):
-    """Fallback for map-style datasets read from disk: a seeded torch ``DataLoader``."""
+    """Map-style datasets read from disk: a torch ``DataLoader`` over the loader's own batches.
+
+    The index batches come from :meth:`_EpochLoader._batches` (``batch_sampler``), not from a
+    ``DataLoader`` shuffle, so this path yields exactly what :class:`TensorBatchLoader` yields
+    for the same images; workers decode in parallel and the DataLoader keeps batch order.
+    """
 
     def __init__(self, dataset: Dataset, num_workers: int, **kw):
         super().__init__(len(dataset), **kw)
         self.dataset, self.num_workers = dataset, num_workers
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        loader = DataLoader(
-            self.dataset, batch_size=self.batch_size, shuffle=self.shuffle,
-            drop_last=self.drop_last, num_workers=self.num_workers,
-            generator=epoch_generator(self.seed, self.epoch, stream=0),
-        )
-        # A separate stream: the order must not depend on how many draws augmentation makes.
-        aug = epoch_generator(self.seed, self.epoch, stream=1)
+        gen, batches = self._batches()
+        # Its own generator: without one, the DataLoader draws its worker base seed from the
+        # global torch RNG, shifting the model's dropout draws away from the in-memory path's.
+        loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in batches],
+                            num_workers=self.num_workers,
+                            generator=epoch_generator(self.seed, self.epoch, stream=1))
         for x, y in loader:
-            yield self._finish(x, torch.as_tensor(y), aug)
+            yield self._finish(x, torch.as_tensor(y), gen)
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, augment: bool,

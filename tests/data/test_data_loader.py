@@ -152,3 +152,32 @@ def test_fallback_loader_matches_contract(bundle):
     c, yc = _epoch(mk(), 1)
     assert a.dtype == torch.float32 and a.shape == (200, 1, 24, 24) and ya.dtype == torch.int64
     assert torch.equal(a, b) and torch.equal(ya, yb) and not torch.equal(ya, yc)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("shuffle,drop_last", [(True, False), (True, True), (False, False)])
+def test_streaming_loader_yields_the_in_memory_batches(bundle, num_workers, shuffle, drop_last):
+    """Same images, seed and epoch: the DataLoader path yields the fast path's batches, bit for bit."""
+    kw = dict(batch_size=48, shuffle=shuffle, seed=5, augment=True, mean=bundle.mean, std=bundle.std,
+              drop_last=drop_last, pad=2)
+    fast = make_loader(bundle.val, **kw)
+    slow = make_loader(_ListDataset(bundle.val), num_workers=num_workers, **kw)
+    assert type(slow).__name__ == "FolderBatchLoader" and len(fast) == len(slow)
+    for epoch in (0, 3):
+        fast.set_epoch(epoch)
+        slow.set_epoch(epoch)
+        pairs = list(zip(fast, slow, strict=True))
+        assert len(pairs) == len(fast)
+        for (xa, ya), (xb, yb) in pairs:
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_streaming_loader_leaves_the_global_rng_alone(bundle):
+    """The model's dropout draws must not depend on which loader path fed it."""
+    loader = make_loader(_ListDataset(bundle.val), batch_size=64, shuffle=True, seed=0, augment=True,
+                         mean=bundle.mean, std=bundle.std)
+    torch.manual_seed(0)
+    list(loader)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(3), after)
