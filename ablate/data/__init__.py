@@ -1,9 +1,10 @@
 """Datasets and loaders: ``load_dataset(name, root=..., seed=..., **options)`` and ``make_loader``.
 
 Registered datasets (``list_datasets()``): ``alignment`` (generated, the embedded default),
-``position`` (generated control), ``cifar10``, ``cifar100``, ``imagefolder``, ``digits``
-(needs scikit-learn). Importing this package pulls in only numpy and torch; PIL and sklearn
-are imported when an image folder is read or the digits are loaded.
+``position`` (generated control), ``cifar10``, ``cifar100``, ``imagefolder`` and ``arrays``
+(your own images: a folder tree or an ``.npz``), ``digits`` (needs scikit-learn). Importing
+this package pulls in only numpy and torch; PIL and sklearn are imported when an image folder
+is read or the digits are loaded.
 """
 from ablate.data.registry import (
     LOADER_KEYS,
@@ -19,7 +20,7 @@ from ablate.data.tensor import TensorImageDataset
 from ablate.data.loader import augment_batch, make_loader
 
 # Imported for their @register_dataset side effect.
-from ablate.data import synthetic, cifar, imagefolder, digits  # noqa: E402,F401  isort: skip
+from ablate.data import synthetic, cifar, imagefolder, arrays, digits  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "LOADER_KEYS",
