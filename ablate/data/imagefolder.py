@@ -1,12 +1,25 @@
 """Image folders: ``<root>/train/<class>/*.png|jpg`` and ``<root>/val/<class>/...``.
 
-Read with PIL and resized by hand (no torchvision dependency); images come out uint8 C,H,W
-like every ablate dataset, and the loader augments and normalises them per batch. Class
-names are the sorted sub-folders of ``train``; ``val`` must not hold a class ``train`` lacks.
+Read with PIL (no torchvision dependency); images come out uint8 C,H,W like every ablate
+dataset, and the loader augments and normalises them per batch. Class names are the sorted
+sub-folders of ``train``; ``val`` must not hold a class ``train`` lacks.
+
+Defaults without surprises:
+- ``image_size: null`` keeps each image's native size, which must then be one size for all
+  (else a one-line error naming two sizes found); images are resized only when
+  ``image_size`` is given;
+- ``mean``/``std: null`` are computed from the training images, not borrowed from ImageNet;
+- ``in_memory: auto`` decodes both splits once into a :class:`TensorImageDataset` (the
+  loader's fast path, as for ``arrays``) when they fit in ``IN_MEMORY_LIMIT`` bytes, and
+  streams them from disk through a DataLoader otherwise. Both paths decode with the same
+  function and the loader draws the same batches on both, so they give the same numbers.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -14,51 +27,85 @@ from torch.utils.data import Dataset
 
 from ablate.data._checks import check_image_size, check_optional_int, check_stats
 from ablate.data.registry import DataBundle, register_dataset
-from ablate.data.tensor import seeded_subset
+from ablate.data.tensor import (
+    TensorImageDataset,
+    channel_histograms,
+    channel_stats,
+    seeded_subset,
+    stats_from_histograms,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-# ImageNet statistics (torchvision's); the gray pair is their luminance-weighted average.
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
+# `in_memory: auto` decodes into memory up to this many uint8 bytes (train + val): 2 GiB.
+IN_MEMORY_LIMIT = 2 * 1024**3
+# Images per class folder, and class folders per split, whose headers the pre-flight opens.
+_SAMPLE_PER_CLASS, _SAMPLE_CLASSES = 2, 8
+_LAYOUT = "expected <root>/train/<class>/*.png and <root>/val/<class>/*.png"
+
+
+def _size_error(owner: str, a: tuple[Path, tuple[int, int]], b: tuple[Path, tuple[int, int]]) -> ValueError:
+    """One line naming two different native sizes (H x W) and how to resolve it."""
+    (pa, (ha, wa)), (pb, (hb, wb)) = a, b
+    return ValueError(f"{owner}: images differ in size ({ha}x{wa} in {pa}, {hb}x{wb} in {pb}; H x W) "
+                      "with image_size=null (native size); set data.image_size to resize every image, "
+                      "e.g. data.image_size=64 or [H, W]")
+
+
+def decode_image(path: Path, in_chans: int, size: tuple[int, int] | None, owner: str = "imagefolder",
+                 expect: tuple[Path, tuple[int, int]] | None = None) -> np.ndarray:
+    """One image as uint8 C,H,W: converted to ``in_chans``, resized to ``size`` if given.
+
+    With ``size`` None the native size is kept, and ``expect`` ((path, (H, W)) of another
+    image) makes a different size a one-line error rather than a silently ragged batch.
+    Both the streaming dataset and the in-memory decode call this, so they see the same bytes.
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L" if in_chans == 1 else "RGB")
+        if size is not None and im.size != (size[1], size[0]):
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+        elif size is None and expect is not None and im.size != (expect[1][1], expect[1][0]):
+            raise _size_error(owner, expect, (path, (im.size[1], im.size[0])))
+        arr = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on read-only)
+    return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 
 class ImageFolderDataset(Dataset):
-    """A list of (path, label) read lazily with PIL, converted and resized to ``image_size``.
+    """A list of (path, label) read lazily with PIL (the streaming path).
 
     Args:
         samples: (path, label) pairs.
-        image_size: (H, W) every image is resized to (bilinear; aspect ratio not kept).
+        image_size: (H, W) of every image this dataset yields.
         in_chans: 1 converts to grayscale ("L"), 3 to RGB.
+        resize: resize to ``image_size`` (bilinear; aspect ratio not kept); False = images
+            must already be ``image_size`` (native size), else a one-line error.
+        reference: the image ``image_size`` was read from, named in that error (default:
+            the first sample).
     """
 
-    def __init__(self, samples: list[tuple[Path, int]], image_size: tuple[int, int], in_chans: int):
+    def __init__(self, samples: list[tuple[Path, int]], image_size: tuple[int, int], in_chans: int,
+                 resize: bool = True, reference: Path | None = None):
         self.samples = list(samples)
         self.image_size = tuple(image_size)
         self.in_chans = in_chans
+        self.resize = resize
+        self.reference = reference if reference is not None else (self.samples[0][0] if self.samples else None)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
         path, label = self.samples[index]
-        h, w = self.image_size
-        with Image.open(path) as im:
-            im = im.convert("L" if self.in_chans == 1 else "RGB")
-            if im.size != (w, h):
-                im = im.resize((w, h), Image.BILINEAR)
-            arr = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on read-only)
-        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        return torch.from_numpy(np.ascontiguousarray(arr)), label
+        size = self.image_size if self.resize else None
+        expect = None if self.resize else (self.reference, self.image_size)
+        return torch.from_numpy(decode_image(path, self.in_chans, size, expect=expect)), label
 
 
 def scan_split(owner: str, folder: Path, classes: tuple[str, ...] | None) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
     """(samples, class names) under ``folder/<class>/``; ``classes`` fixes the label map."""
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"{owner}: {folder} not found; expected <root>/train/<class>/*.png and <root>/val/<class>/*.png"
-        )
+        raise FileNotFoundError(f"{owner}: {folder} not found; {_LAYOUT}")
     found = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir()))
     if classes is None:
         classes = found
@@ -74,49 +121,156 @@ def scan_split(owner: str, folder: Path, classes: tuple[str, ...] | None) -> tup
     return samples, classes
 
 
-def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: int, n_train, n_val, mean, std) -> dict:
-    """Options and the two split dirs, without opening an image; returns normalised options."""
+def _header_size(owner: str, path: Path) -> tuple[int, int]:
+    """(H, W) from an image's header (PIL decodes nothing until asked); one line if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{owner}: cannot read {path} as an image ({type(exc).__name__}); "
+                         f"allowed: {', '.join(IMAGE_EXTENSIONS)} files PIL can open") from None
+
+
+def _sample_paths(folder: Path) -> list[Path]:
+    """A few image paths spread over the class folders: what the pre-flight opens."""
+    classes = sorted(d for d in folder.iterdir() if d.is_dir())
+    if len(classes) > _SAMPLE_CLASSES:
+        classes = [classes[i] for i in np.linspace(0, len(classes) - 1, _SAMPLE_CLASSES).round().astype(int)]
+    out = []
+    for d in classes:
+        images = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        out += images[:_SAMPLE_PER_CLASS]
+    return out
+
+
+def _common_size(owner: str, paths: Sequence[Path], sizes: Iterator[tuple[int, int]]) -> tuple[int, int] | None:
+    """The one (H, W) all ``sizes`` share, else the one-line error naming two of them."""
+    first = None
+    for path, size in zip(paths, sizes):
+        if first is None:
+            first = (path, size)
+        elif size != first[1]:
+            raise _size_error(owner, first, (path, size))
+    return None if first is None else first[1]
+
+
+def _check_in_memory(owner: str, value: Any) -> Any:
+    if value is True or value is False or value == "auto":
+        return value
+    raise ValueError(f"{owner}: in_memory={value!r} is not allowed; allowed: auto, true, false")
+
+
+def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: int, n_train, n_val, mean,
+                       std, in_memory) -> dict:
+    """Options, the two split dirs and a few image headers (fast); returns normalised options."""
     owner = "imagefolder"
-    size = check_image_size(owner, image_size)
+    size = None if image_size is None else check_image_size(owner, image_size)
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans not in (1, 3):
         raise ValueError(f"{owner}: in_chans={in_chans!r} is not allowed; allowed: 1, 3")
     n_train = check_optional_int(owner, "n_train", n_train, 1)
     n_val = check_optional_int(owner, "n_val", n_val, 1)
-    mean = check_stats(owner, "mean", mean if mean is not None else
-                       (IMAGENET_MEAN if in_chans == 3 else GRAY_MEAN), in_chans, positive=False)
-    std = check_stats(owner, "std", std if std is not None else
-                      (IMAGENET_STD if in_chans == 3 else GRAY_STD), in_chans, positive=True)
+    mean = None if mean is None else check_stats(owner, "mean", mean, in_chans, positive=False)
+    std = None if std is None else check_stats(owner, "std", std, in_chans, positive=True)
+    in_memory = _check_in_memory(owner, in_memory)
     if root is None:
         raise ValueError(f"{owner}: root=None is not allowed; expected a dir holding train/ and val/")
     for split in ("train", "val"):
         if not (Path(root) / split).is_dir():
-            raise FileNotFoundError(f"{owner}: {Path(root) / split} not found; expected "
-                                    "<root>/train/<class>/*.png and <root>/val/<class>/*.png")
-    return {"size": size, "n_train": n_train, "n_val": n_val, "mean": mean, "std": std}
+            raise FileNotFoundError(f"{owner}: {Path(root) / split} not found; {_LAYOUT}")
+    # A sample of headers catches an unreadable file or mixed native sizes in milliseconds;
+    # the full check happens when the data is loaded.
+    sample = _sample_paths(Path(root) / "train") + _sample_paths(Path(root) / "val")
+    sizes = [_header_size(owner, p) for p in sample]
+    if size is None:
+        _common_size(owner, sample, iter(sizes))
+    return {"size": size, "n_train": n_train, "n_val": n_val, "mean": mean, "std": std, "in_memory": in_memory}
+
+
+def _ordered_map(fn: Callable[[int], Any], n: int, chunk: int = 512) -> Iterator[Any]:
+    """``fn(i)`` for i in 0..n-1, in order, on a few threads (PIL decodes without the GIL)."""
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for lo in range(0, n, chunk):
+            yield from pool.map(fn, range(lo, min(lo + chunk, n)))
+
+
+def _decode_all(owner: str, samples: list[tuple[Path, int]], in_chans: int, size: tuple[int, int],
+                resize: bool, reference: Path) -> TensorImageDataset:
+    """Decode a split once into memory (the in-memory path)."""
+    out = np.empty((len(samples), in_chans, *size), dtype=np.uint8)
+    expect = None if resize else (reference, size)
+
+    def one(i: int) -> None:
+        out[i] = decode_image(samples[i][0], in_chans, size if resize else None, owner, expect)
+
+    for _ in _ordered_map(one, len(samples)):
+        pass
+    return TensorImageDataset(out, np.array([label for _, label in samples], dtype=np.int64))
+
+
+def _streamed_stats(owner: str, samples: list[tuple[Path, int]], in_chans: int, size: tuple[int, int],
+                    resize: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Training-set mean/std in one decode pass, from exact value counts.
+
+    The counts add up to what :func:`channel_stats` counts on the decoded array, so the
+    streamed and in-memory paths get identical statistics.
+    """
+    expect = None if resize else (samples[0][0], size)
+    hist = np.zeros((in_chans, 256), dtype=np.int64)
+
+    def one(i: int) -> np.ndarray:
+        img = decode_image(samples[i][0], in_chans, size if resize else None, owner, expect)
+        return channel_histograms(img[None])
+
+    for h in _ordered_map(one, len(samples)):
+        hist += h
+    return stats_from_histograms(hist)
 
 
 @register_dataset("imagefolder", check=_check_imagefolder)
-def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] = 64, in_chans: int = 3,
+def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | None = None, in_chans: int = 3,
                 n_train: int | None = None, n_val: int | None = None,
-                mean: list[float] | None = None, std: list[float] | None = None) -> DataBundle:
-    """Images from ``<root>/train`` and ``<root>/val`` resized to ``image_size``.
+                mean: list[float] | None = None, std: list[float] | None = None,
+                in_memory: str | bool = "auto") -> DataBundle:
+    """Images from ``<root>/train`` and ``<root>/val`` (see the module docstring for defaults).
 
-    ``mean``/``std`` default to the ImageNet statistics (their gray average for 1 channel);
-    pass the dataset's own for other domains.
+    ``mean``/``std`` null are computed from the training images (after ``n_train``); give
+    explicit values to normalise like a pretrained model, e.g. ImageNet's
+    (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225).
     """
     owner = "imagefolder"
-    opts = _check_imagefolder(root=root, seed=seed, image_size=image_size, in_chans=in_chans,
-                              n_train=n_train, n_val=n_val, mean=mean, std=std)
-    size, n_train, n_val, mean, std = opts["size"], opts["n_train"], opts["n_val"], opts["mean"], opts["std"]
+    opts = _check_imagefolder(root=root, seed=seed, image_size=image_size, in_chans=in_chans, n_train=n_train,
+                              n_val=n_val, mean=mean, std=std, in_memory=in_memory)
+    size, resize = opts["size"], opts["size"] is not None
     train, classes = scan_split(owner, Path(root) / "train", None)
     val, _ = scan_split(owner, Path(root) / "val", classes)
-    idx_t = seeded_subset(owner, "n_train", len(train), n_train, seed, 0)
-    idx_v = seeded_subset(owner, "n_val", len(val), n_val, seed, 1)
+    idx_t = seeded_subset(owner, "n_train", len(train), opts["n_train"], seed, 0)
+    idx_v = seeded_subset(owner, "n_val", len(val), opts["n_val"], seed, 1)
     train = train if idx_t is None else [train[i] for i in idx_t]
     val = val if idx_v is None else [val[i] for i in idx_v]
+    if size is None:  # the first image's size decides whether it fits; every other must match
+        size = _header_size(owner, train[0][0])
+    nbytes = (len(train) + len(val)) * in_chans * size[0] * size[1]
+    memory = opts["in_memory"] is True or (opts["in_memory"] == "auto" and nbytes <= IN_MEMORY_LIMIT)
+    if memory:
+        train_ds = _decode_all(owner, train, in_chans, size, resize, train[0][0])
+        val_ds = _decode_all(owner, val, in_chans, size, resize, train[0][0])
+        computed = channel_stats(train_ds.images) if opts["mean"] is None or opts["std"] is None else None
+    else:
+        if not resize:  # a size mismatch must fail now, not in the middle of an epoch
+            paths = [p for p, _ in train + val]
+            _common_size(owner, paths, _ordered_map(lambda i: _header_size(owner, paths[i]), len(paths)))
+        train_ds = ImageFolderDataset(train, size, in_chans, resize, reference=train[0][0])
+        val_ds = ImageFolderDataset(val, size, in_chans, resize, reference=train[0][0])
+        computed = (_streamed_stats(owner, train, in_chans, size, resize)
+                    if opts["mean"] is None or opts["std"] is None else None)
+    mean = opts["mean"] or computed[0]
+    std = opts["std"] or computed[1]
     return DataBundle(
-        train=ImageFolderDataset(train, size, in_chans), val=ImageFolderDataset(val, size, in_chans),
-        num_classes=len(classes), in_chans=in_chans,
+        train=train_ds, val=val_ds, num_classes=len(classes), in_chans=in_chans,
         image_size=size[0] if size[0] == size[1] else size, class_names=classes,
-        mean=mean, std=std, name=owner, info={"source": str(root)},
+        mean=mean, std=std, name=owner,
+        info={"source": str(root), "in_memory": memory, "decoded_bytes": nbytes, "resized": resize},
     )
