@@ -59,15 +59,19 @@ def decode_image(path: Path, in_chans: int, size: tuple[int, int] | None, owner:
     image) makes a different size a one-line error rather than a silently ragged batch.
     Both the streaming dataset and the in-memory decode call this, so they see the same bytes.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        im = im.convert("L" if in_chans == 1 else "RGB")
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        elif size is None and expect is not None and im.size != (expect[1][1], expect[1][0]):
-            raise _size_error(owner, expect, (path, (im.size[1], im.size[0])))
-        arr = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on read-only)
+    try:
+        with Image.open(path) as im:
+            if size is None and expect is not None and im.size != (expect[1][1], expect[1][0]):
+                raise _size_error(owner, expect, (path, (im.size[1], im.size[0])))
+            im = im.convert("L" if in_chans == 1 else "RGB")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on read-only)
+    except (UnidentifiedImageError, OSError) as exc:  # a truncated or non-image file: one line
+        why = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"{owner}: cannot decode {path} ({type(exc).__name__}: {why})") from None
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 

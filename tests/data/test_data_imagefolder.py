@@ -88,6 +88,18 @@ def test_unreadable_image_is_one_line(folder):
     assert "\n" not in msg and "0000.png" in msg and "cannot read" in msg
 
 
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_truncated_image_fails_at_load_in_one_line(tmp_path, image_folder, in_memory):
+    x, y = _arrays(30)
+    image_folder(tmp_path, {"train": (x, y), "val": (x[:3], y[:3])}, CLASSES)
+    bad = tmp_path / "train" / "cow" / "0029.png"  # not in the pre-flight's sample
+    bad.write_bytes(bad.read_bytes()[:60])
+    with pytest.raises(ValueError) as err:
+        load_dataset("imagefolder", root=tmp_path, in_memory=in_memory)
+    msg = str(err.value)
+    assert "\n" not in msg and "0029.png" in msg and "cannot decode" in msg
+
+
 def test_stats_are_computed_from_the_training_images(folder):
     root, xt, *_ = folder
     b = load_dataset("imagefolder", root=root)
