@@ -11,7 +11,7 @@ GROUPS = ["data", "model", "attention", "optim", "trainer", "tracking", "launche
 
 
 # Datasets read from files the user provides: with none there, validation says what is missing.
-NEEDS_FILES = {"cifar10", "cifar100", "imagefolder"}
+NEEDS_FILES = {"cifar10", "cifar100", "imagefolder", "arrays"}
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -24,7 +24,7 @@ def test_every_group_option_composes_and_validates(group, tiny_cfg):
         cfg = tiny_cfg(f"{group}={opt}") if group != "data" else tiny_cfg(f"data={opt}", "~data.n_train", "~data.n_val")
         missing = group == "data" and (opt in NEEDS_FILES or (opt == "digits" and importlib.util.find_spec("sklearn") is None))
         if missing:  # checked before any compute: one line naming what is missing
-            with pytest.raises(ValueError, match="not found|pip install scikit-learn") as exc:
+            with pytest.raises(ValueError, match="not found|pip install scikit-learn|data.path") as exc:
                 prepare(cfg)
             assert "\n" not in str(exc.value)
             continue

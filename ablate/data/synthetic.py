@@ -201,8 +201,8 @@ def _check_generated(name: str):
 
 
 @register_dataset("alignment", check=_check_generated("alignment"))
-def alignment(*, root: Path | None, seed: int, image_size: int = 24, n_train: int = 8000,
-              n_val: int = 2000, clutter: int = 8, object_size: int = 4, margin: int = 2) -> DataBundle:
+def alignment(*, root: Path | None, seed: int, image_size: int = 24, n_train: int = 3000,
+              n_val: int = 1000, clutter: int = 24, object_size: int = 4, margin: int = 2) -> DataBundle:
     """Same row / same column / neither (see the module docstring); 1 channel, 3 classes."""
     _check_params("alignment", image_size, n_train, n_val, clutter, object_size, margin)
     params = dict(image_size=image_size, n_train=n_train, n_val=n_val, clutter=clutter,

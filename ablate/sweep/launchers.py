@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
@@ -39,7 +40,7 @@ class LauncherConfig:
     """The keys every launcher has (conf/launcher/local.yaml documents each)."""
 
     name: str = "local"
-    workers: int = 1                        # concurrent worker processes / jobs
+    workers: Any = 1                        # concurrent worker processes / jobs; auto = CPU cores
     runs_per_gpu: Optional[int] = None      # pack K runs per GPU (K CPU processes without a GPU)
     mem_per_run_gb: Optional[float] = None  # refuse a K whose runs would not fit a GPU's free memory
     gpus: Optional[list] = None             # GPU ids to pack onto; null = every visible GPU
@@ -47,8 +48,10 @@ class LauncherConfig:
     def __post_init__(self) -> None:
         if self.name not in LAUNCHERS:
             raise ValueError(f"unknown launcher {self.name!r}; allowed: {', '.join(LAUNCHERS)}")
-        if not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"launcher.workers={self.workers!r}; allowed: an integer >= 1")
+        if self.workers == "auto":  # one worker per CPU core this process may use
+            self.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"launcher.workers={self.workers!r}; allowed: an integer >= 1 or auto")
         if self.runs_per_gpu is not None and (not isinstance(self.runs_per_gpu, int) or self.runs_per_gpu < 1):
             raise ValueError(f"launcher.runs_per_gpu={self.runs_per_gpu!r}; allowed: null or an integer >= 1")
         if self.mem_per_run_gb is not None and not self.mem_per_run_gb > 0:

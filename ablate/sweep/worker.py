@@ -174,7 +174,8 @@ def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
     def on_epoch_end(epoch: int, row: dict) -> None:
         if prune:
             trial.report(row[metric], epoch)
-            if trial.should_prune():
+            # after the last epoch there is nothing left to save: the trial is complete
+            if epoch + 1 < plan.trainer.epochs and trial.should_prune():
                 raise Pruned(f"trial {trial.number} pruned by the {spec.pruner} pruner after epoch {epoch + 1} "
                              f"({metric} {row[metric]:.2f})")
 

@@ -36,12 +36,12 @@ def test_gating_madds(kind):
 
 
 def test_se_and_cbam_param_formula():
-    # SE: C*mid + mid + mid*C + C (biases on); CBAM adds 7*7*2 conv + BN(1) affine = 100
-    c, mid = 144, 144 // 24
-    se = sum(p.numel() for p in create_attention("se", c).parameters())
-    cbam = sum(p.numel() for p in create_attention("cbam", c).parameters())
-    assert se == 2 * c * mid + mid + c
-    assert cbam == se + 100
+    # SE: C*mid + mid + mid*C + C (biases on), mid = max(8, C // 24); CBAM adds 7*7*2 conv + BN(1) affine = 100
+    for c, mid in ((144, 8), (384, 16)):  # 144 // 24 = 6 is lifted to the floor of 8 (CA's)
+        se = sum(p.numel() for p in create_attention("se", c).parameters())
+        cbam = sum(p.numel() for p in create_attention("cbam", c).parameters())
+        assert se == 2 * c * mid + mid + c
+        assert cbam == se + 100
 
 
 @pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.name)

@@ -44,5 +44,5 @@ def test_small_stem_forward_backward():
 
 def test_tiny_model_size():
     m = create_model("mobilenet_v2_tiny", attention="ca", stem="small", num_classes=10)
-    assert 15_000 <= count_params(m) <= 35_000
+    assert 5_000 <= count_params(m) <= 12_000  # ~6k plain: three blocks, stem 8, last conv 64
     assert m(torch.randn(1, 3, 24, 24)).shape == (1, 10)

@@ -7,7 +7,7 @@ authors' code (Jongchan/attention-module ``cbam.py``: ``ChannelPool`` = [max, me
 
 Sizing follows the CA paper's +CBAM baseline (3.89M params on MobileNetV2-1.0, same as +SE):
 the MLP uses the SE baseline's ``reduction=24`` on the expanded channels in CA's slot
-(3,889,808 params; the spatial part adds 100 per block).
+(3,891,736 params with the floor min_mid=8; the spatial part adds 100 per block).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ablate.models.attention._common import check_positive, mid_channels as _mid
@@ -34,7 +35,9 @@ class ChannelAttn(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         avg = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
-        mx = self.fc2(self.act(self.fc1(x.amax((2, 3), keepdim=True))))
+        # max_pool2d as the CBAM code: its gradient goes to one arg-max (amax splits it among
+        # ties, common after ReLU6, and its backward costs ~2x here)
+        mx = self.fc2(self.act(self.fc1(F.adaptive_max_pool2d(x, 1))))
         return x * self.gate(avg + mx)
 
 
@@ -48,7 +51,7 @@ class SpatialAttn(nn.Module):
         self.gate = get_act_layer(gate, ("sigmoid", "hsigmoid"), what="gate")()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], dim=1)
+        s = torch.cat([x.max(1, keepdim=True)[0], x.mean(1, keepdim=True)], dim=1)  # CBAM code ChannelPool
         return x * self.gate(self.bn(self.conv(s)))
 
 
@@ -60,7 +63,7 @@ class CBAM(nn.Module):
         channels: input = output channels.
         reduction: MLP r (24: sized like the CA paper's SE baseline, 3.89M on MBv2-1.0; CBAM paper 16).
         mid_channels: explicit MLP width; overrides ``reduction``.
-        min_mid: floor of the MLP width (1: no floor in the CBAM code; avoids zero channels).
+        min_mid: floor of the MLP width (8: CA's and SE's floor, a fair baseline on small nets; the CBAM code has none).
         divisor: round the MLP width to a multiple of this (1: none).
         act: MLP activation (relu: CBAM code).
         gate: gating function of both gates (sigmoid: CBAM code).
@@ -75,7 +78,7 @@ class CBAM(nn.Module):
         *,
         reduction: int = 24,
         mid_channels: Optional[int] = None,
-        min_mid: int = 1,
+        min_mid: int = 8,
         divisor: int = 1,
         act: LayerSpec = "relu",
         gate: LayerSpec = "sigmoid",

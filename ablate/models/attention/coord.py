@@ -8,7 +8,8 @@ sigmoid, ``out = x * a_w * a_h`` (no residual); mid = max(8, C // 32).
 Deliberate deviations (none change the official defaults' math):
 - pooling is a mean over one dim instead of ``AdaptiveAvgPool2d``: same values, input-size
   agnostic, ONNX-friendly (a known pain point on the official repo);
-- broadcasting instead of ``.expand``;
+- broadcasting instead of ``.expand``, and the strip pools and the gate ``x * a_w * a_h`` as
+  fused autograd functions (``fused.py``: same values and gradients, fewer full-size passes);
 - ablation knobs ``branches`` (hw/h/w; a single branch builds no weights for the other
   direction), ``pool``, ``act``, ``gate``, ``norm``, ``shared_transform``.
 
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from ablate.models.attention._common import mid_channels as _mid
+from ablate.models.attention.fused import coord_gate, strip_means
 from ablate.models.layers import LayerSpec, check_choice, get_act_layer, get_norm_layer
 from ablate.models.registry import register_attention
 
@@ -118,15 +120,18 @@ class CoordAttention(nn.Module):
             return x * self.gate(self.conv_h(self._transform(_strip_pool(x, 3, self.pool))))
         if self.branches == "w":
             return x * self.gate(self.conv_w(self._transform(_strip_pool(x, 2, self.pool))))
-        x_h = _strip_pool(x, 3, self.pool)  # (N, C, H, 1)
-        x_w = _strip_pool(x, 2, self.pool).transpose(2, 3)  # (N, C, W, 1)
+        if self.pool == "avg":  # both strip means in one autograd node (ablate/models/attention/fused.py)
+            x_h, x_w = strip_means(x)
+        else:
+            x_h, x_w = _strip_pool(x, 3, self.pool), _strip_pool(x, 2, self.pool)
+        x_w = x_w.transpose(2, 3)  # (N, C, H, 1) and (N, C, W, 1)
         if self.shared:
             y_h, y_w = torch.split(self._transform(torch.cat([x_h, x_w], dim=2)), [h, w], dim=2)
         else:
             y_h, y_w = self._transform(x_h, "_h"), self._transform(x_w, "_w")
         a_h = self.gate(self.conv_h(y_h))  # (N, C, H, 1)
         a_w = self.gate(self.conv_w(y_w.transpose(2, 3)))  # (N, C, 1, W)
-        return x * a_w * a_h
+        return coord_gate(x, a_h, a_w)  # x * a_w * a_h without the full-size intermediate
 
     def gating_madds(self, shape) -> int:
         """Element-wise multiplies: 2*C*H*W for ``x * a_w * a_h``, C*H*W with one branch."""
