@@ -24,6 +24,7 @@ BEST = ("max", "min")
 TESTS = ("auto", "welch", "mannwhitney", "ttest_rel", "wilcoxon")
 PAIRED_TESTS = ("ttest_rel", "wilcoxon")
 PLOT_KINDS = ("curves", "pareto", "metric_vs", "attention_maps")
+PERCENT_METRICS = ("top1", "top5")  # record metrics in percent: bounded to [0, 100]
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RowSpec:
 
     label: str = MISSING
     where: dict[str, Any] = field(default_factory=dict)
+    note: str = ""    # what this row's setting is (e.g. a baseline's size); listed under the table
 
 
 @dataclass
@@ -59,11 +61,22 @@ class MetricSpec:
     threshold: Optional[float] = None  # for aggregate share, on the scaled value
     best: Optional[str] = None    # max | min: bold the best cell of each column; null = none
     delta: bool = False           # show "(+1.20)" against the baseline row, with its significance
+    bounds: Optional[list[float]] = None  # [lo, hi] range of the scaled value: intervals are clipped
+                                  # to it; null = [0, 100] for top1/top5 (percent), else unbounded
+    power: bool = False           # add a column: seeds per cell for 80% power at the observed
+                                  # difference and spread (mean_std metrics with delta)
 
     @property
     def id(self) -> str:
         """Prefix of this metric's CSV columns (``top1``; ``top1_share`` for a share)."""
         return f"{self.key}_share" if self.aggregate == "share" else self.key
+
+    @property
+    def range(self) -> Optional[tuple[float, float]]:
+        """The metric's (lo, hi) after scaling, or None when unbounded."""
+        if self.bounds is not None:
+            return float(self.bounds[0]), float(self.bounds[1])
+        return (0.0, 100.0 * self.scale) if self.key in PERCENT_METRICS else None
 
 
 @dataclass
@@ -131,6 +144,10 @@ class TableSpec:
                 _choice(f"{where}: metric {m.key!r}", "best", [m.best], BEST)
             if (m.aggregate == "share") != (m.threshold is not None):
                 raise ValueError(f"{where}: metric {m.key!r}: threshold goes with aggregate share (and only with it)")
+            if m.bounds is not None and (len(m.bounds) != 2 or not m.bounds[0] < m.bounds[1]):
+                raise ValueError(f"{where}: metric {m.key!r}: bounds={list(m.bounds)!r}; allowed: [lo, hi] with lo < hi, or null")
+            if m.power and not (m.delta and m.aggregate == "mean_std"):
+                raise ValueError(f"{where}: metric {m.key!r}: power goes with aggregate mean_std and delta: true")
             try:
                 format(1.0, m.fmt)
             except ValueError:

@@ -17,7 +17,8 @@ import pandas as pd
 
 from ablate.report.cells import RunFrame, check_one_setting, layout
 from ablate.report.spec import MetricSpec, TableSpec
-from ablate.report.stats import Comparison, Summary, compare, summarize
+from ablate.report.sequential import Design, Track, decision
+from ablate.report.stats import Comparison, Summary, compare, seeds_for_power, summarize
 
 NOT_COMPLETED_MARK = "*"
 SIGNIFICANT_MARK = "†"
@@ -26,12 +27,13 @@ MISSING_STATUS = "missing"  # an expected run (sweep manifest) without a record
 # Metrics every run record has (ablate/train/run.py); any other numeric record key works too.
 RESULT_METRICS = ("top1", "top5", "loss", "params", "madds", "latency_ms", "seconds", "epochs")
 TEST_NAMES = {
-    "welch": "Welch's t-test over seeds",
-    "mannwhitney": "Mann-Whitney U test over seeds",
-    "ttest_rel": "paired t-test, runs paired by seed",
-    "wilcoxon": "Wilcoxon signed-rank test, runs paired by seed",
-    "fisher": "Fisher's exact test on the share",
+    "welch": "Welch's t-test over seeds (CI: Welch's t-interval)",
+    "mannwhitney": "Mann-Whitney U test over seeds (CI: Hodges-Lehmann shift, inverted test)",
+    "ttest_rel": "paired t-test, runs paired by seed (CI: paired t-interval)",
+    "wilcoxon": "Wilcoxon signed-rank test, runs paired by seed (CI: Hodges-Lehmann, inverted test)",
+    "fisher": "Fisher's exact test on the share, central p (CI: exact odds ratio)",
 }
+POWER_LABEL = "Seeds for 80% power"
 
 
 @dataclass
@@ -72,6 +74,13 @@ class _Cell:
     data: dict = field(default_factory=dict)     # metric id -> (values, seeds)
     summary: dict = field(default_factory=dict)  # metric id -> Summary
     comp: dict = field(default_factory=dict)     # metric id -> Comparison
+    power: dict = field(default_factory=dict)    # metric id -> seeds per cell for 80% power
+    level: Optional[float] = None                # alpha its comparisons were tested at
+    decision: Optional[str] = None               # sequential: effect / no effect / not shown / undecided
+
+    @property
+    def name(self) -> str:
+        return self.row if self.column is None else f"{self.row} / {self.column}"
 
     @property
     def not_completed(self) -> int:
@@ -82,11 +91,14 @@ class _Cell:
         return ", ".join(parts + ([f"{self.missing} missing"] if self.missing else []))
 
 
-def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[list[dict]] = None) -> Table:
+def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[list[dict]] = None,
+                sequential: Optional[dict] = None) -> Table:
     """Aggregate ``records`` into the cells of ``spec``.
 
     ``expected`` lists the runs that should exist (a sweep manifest's ``runs``: run_key and
     config); records outside it are ignored and expected runs without a record are missing.
+    ``sequential`` is the manifest's record of ``--until-decided`` (its design and each
+    comparison's looks): each comparison is then tested at its look's nominal level.
     """
     records = list(records)
     if expected is not None:
@@ -106,16 +118,38 @@ def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[lis
             check_one_setting(spec, name, frame, mask)
             cells[(rlabel, clabel)] = _fill(spec, frame.df.loc[mask], rlabel, clabel, expected is not None)
     base = _baseline_label(spec, rows)
+    design = Design(**sequential["design"]) if sequential else None
+    tracks = (sequential or {}).get("tracks", {})
     for (rlabel, clabel), cell in cells.items():
         ref = cells.get((base, clabel)) if base is not None else None
         if ref is None or rlabel == base:
             continue
+        level = spec.alpha
+        if design is not None:  # this look's nominal level, after the looks the comparison had
+            t = design.fraction(cell.n, ref.n)
+            level = Track(list(tracks.get(cell.name, []))).level(design, t) if t > 0 else spec.alpha
+        cell.level = level
         for m in spec.metrics:
             if m.delta and cell.data[m.id][0] and ref.data[m.id][0]:
                 (x, xs), (b, bs) = cell.data[m.id], ref.data[m.id]
-                cell.comp[m.id] = compare(x, b, spec.effective_test, x_seeds=xs, base_seeds=bs, threshold=m.threshold)
+                cell.comp[m.id] = compare(x, b, spec.effective_test, x_seeds=xs, base_seeds=bs,
+                                          threshold=m.threshold, alpha=level, bounds=m.range)
+                if m.power:
+                    sx, sb = cell.summary[m.id], ref.summary[m.id]
+                    cell.power[m.id] = seeds_for_power(cell.comp[m.id].delta, sx.std, sb.std, spec.effective_test,
+                                                       alpha=spec.alpha)
+        if design is not None:
+            m = decision_metric(spec)
+            c = cell.comp.get(m.id) if m is not None else None
+            if c is not None:
+                cell.decision = decision(c.p, c.ci_low, c.ci_high, level, design, cell.n, ref.n)
     best = _best_cells(spec, cells, cols)
-    return _assemble(spec, rows, cols, cells, best, base)
+    return _assemble(spec, rows, cols, cells, best, base, design)
+
+
+def decision_metric(spec: TableSpec) -> Optional[MetricSpec]:
+    """The metric ``--until-decided`` decides on: the first mean ± std metric with a delta."""
+    return next((m for m in spec.metrics if m.delta and m.aggregate == "mean_std"), None)
 
 
 def _check_metrics(spec: TableSpec, frame: RunFrame) -> None:
@@ -143,7 +177,7 @@ def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], h
         ok = np.isfinite(vals)
         xs = (vals[ok] * m.scale).tolist()
         cell.data[m.id] = (xs, [int(s) for s in seeds[ok]])
-        cell.summary[m.id] = summarize(xs, m.threshold)
+        cell.summary[m.id] = summarize(xs, m.threshold, m.range)
     return cell
 
 
@@ -193,13 +227,13 @@ def format_cell(m: MetricSpec, s: Summary, comp: Optional[Comparison], spec: Tab
     if spec.ci and m.aggregate == "mean_std" and not np.isnan(s.ci_low):
         text += f" [{format(s.ci_low, m.fmt)}, {format(s.ci_high, m.fmt)}]"
     if comp is not None and not np.isnan(comp.delta):
-        mark = SIGNIFICANT_MARK if comp.significant(spec.alpha) else ""
+        mark = SIGNIFICANT_MARK if comp.significant() else ""
         delta = f"{comp.delta:+.0f} pp" if m.aggregate == "share" else format(comp.delta, "+" + m.fmt.lstrip("+"))
         text += f" ({delta}{mark})"
     return text
 
 
-def _assemble(spec, rows, cols, cells, best, base) -> Table:
+def _assemble(spec, rows, cols, cells, best, base, design: Optional[Design] = None) -> Table:
     pivot = spec.column_key is not None
     disp_rows, bold_rows, val_rows = [], [], []
     for rlabel, _, _ in rows:
@@ -213,6 +247,9 @@ def _assemble(spec, rows, cols, cells, best, base) -> Table:
                 key = _col(pivot, m.label, clabel)
                 disp[key] = format_cell(m, cell.summary[m.id], cell.comp.get(m.id), spec)
                 bold[key] = (rlabel, clabel, m.id) in best
+                if m.power:
+                    key = _col(pivot, POWER_LABEL, clabel)
+                    disp[key], bold[key] = _format_power(cell.power.get(m.id)), False
             disp[_col(pivot, "n", clabel)], bold[_col(pivot, "n", clabel)] = str(cell.n), False
             if cell.notes():
                 notes.append(cell.notes() if clabel is None else f"{clabel}: {cell.notes()}")
@@ -224,8 +261,14 @@ def _assemble(spec, rows, cols, cells, best, base) -> Table:
     if pivot:
         display.columns = bold.columns = pd.MultiIndex.from_tuples(display.columns)
     table = Table(spec, display, pd.DataFrame(val_rows), bold)
-    table.footnotes = _footnotes(spec, table, base)
+    table.footnotes = _footnotes(spec, table, base, design, cells)
     return table
+
+
+def _format_power(n: Optional[float]) -> str:
+    if n is None or np.isnan(n):
+        return EMPTY
+    return "> 1000" if np.isinf(n) else str(int(n))
 
 
 def _col(pivot: bool, name: str, group: Optional[str] = None):
@@ -236,6 +279,7 @@ def _col(pivot: bool, name: str, group: Optional[str] = None):
 
 
 def _values_row(spec: TableSpec, cell: _Cell, best: set) -> dict:
+    """One CSV row; every column holds what its name says (docs/statistics.md lists them)."""
     v: dict[str, Any] = {"setting": cell.row}
     if cell.column is not None:
         v["column"] = cell.column
@@ -243,24 +287,33 @@ def _values_row(spec: TableSpec, cell: _Cell, best: set) -> dict:
              **{s: cell.counts.get(s, 0) for s in ("failed", "diverged", "pruned")}, notes=cell.notes())
     for m in spec.metrics:
         s = cell.summary[m.id]
-        v.update({f"{m.id}_mean": s.mean, f"{m.id}_std": s.std, f"{m.id}_n": s.n,
-                  f"{m.id}_ci_low": s.ci_low, f"{m.id}_ci_high": s.ci_high})
-        if m.aggregate == "share":
-            v.update({f"{m.id}_hits": s.hits, f"{m.id}": s.hits / s.n if s.n else np.nan})
+        if m.aggregate == "share":  # the share of seeds reaching the threshold, and its exact CI
+            v.update({f"{m.id}": s.share, f"{m.id}_hits": s.hits, f"{m.id}_n": s.n,
+                      f"{m.id}_ci_low": s.ci_low, f"{m.id}_ci_high": s.ci_high})
+        else:  # the metric's mean, sample std and 95% t-interval (clipped to its range)
+            v.update({f"{m.id}_mean": s.mean, f"{m.id}_std": s.std, f"{m.id}_n": s.n,
+                      f"{m.id}_ci_low": s.ci_low, f"{m.id}_ci_high": s.ci_high})
         if m.delta:
             c = cell.comp.get(m.id, Comparison())
-            v.update({f"{m.id}_delta": c.delta, f"{m.id}_p": c.p, f"{m.id}_test": c.test,
-                      f"{m.id}_delta_ci_low": c.ci_low, f"{m.id}_delta_ci_high": c.ci_high,
-                      f"{m.id}_delta_ci_method": c.ci_method, f"{m.id}_significant": c.significant(spec.alpha)})
+            est = c.estimand or "estimate"
+            v.update({f"{m.id}_delta": c.delta, f"{m.id}_test": c.test, f"{m.id}_p": c.p, f"{m.id}_alpha": c.alpha,
+                      f"{m.id}_significant": c.significant(), f"{m.id}_estimand": c.estimand,
+                      f"{m.id}_{est}" if est != "delta" else f"{m.id}_delta_estimate": c.estimate,
+                      f"{m.id}_{est}_ci_low": c.ci_low, f"{m.id}_{est}_ci_high": c.ci_high})
+        if m.power:
+            v[f"{m.id}_seeds_for_80pct_power"] = cell.power.get(m.id, np.nan)
         if m.best:
             v[f"{m.id}_best"] = (cell.row, cell.column, m.id) in best
+    if cell.decision is not None:
+        v["decision"] = cell.decision
     return v
 
 
-def _footnotes(spec: TableSpec, table: Table, base: Optional[str]) -> list[str]:
+def _footnotes(spec: TableSpec, table: Table, base: Optional[str], design: Optional[Design] = None,
+               cells: Optional[dict] = None) -> list[str]:
     notes = ["Cells: mean ± sample std over seeds; n = completed runs per cell."]
     if spec.ci:
-        notes.append("[a, b]: 95% t-interval of the mean.")
+        notes.append("[a, b]: 95% t-interval of the mean, clipped to the metric's range.")
     for m in spec.metrics:
         if m.aggregate == "share":
             notes.append(f"{m.label}: k/n seeds reached {m.key} ≥ {m.threshold:g}.")
@@ -268,10 +321,18 @@ def _footnotes(spec: TableSpec, table: Table, base: Optional[str]) -> list[str]:
         notes.append("Bold: best value per column.")
     if base is not None and any(m.delta for m in spec.metrics):
         tests = {TEST_NAMES["fisher" if m.aggregate == "share" else spec.effective_test] for m in spec.metrics if m.delta}
+        level = "its look's nominal level (below)" if design is not None else f"{spec.alpha:g}"
         notes.append(f"(±d): difference to the baseline row {base!r}"
                      f"{' in the same column group' if table.pivot else ''}; "
-                     f"{SIGNIFICANT_MARK} p < {spec.alpha:g} ({'; '.join(sorted(tests))}, two-sided). "
-                     "p-values and the delta's 95% CI are in the CSV.")
+                     f"{SIGNIFICANT_MARK} p < {level} ({'; '.join(sorted(tests))}, two-sided). "
+                     "The CSV has each p-value and the interval that inverts the same test.")
+    if any(m.power for m in spec.metrics):
+        notes.append(f"{POWER_LABEL}: seeds per cell for 80% power at the observed difference and spread "
+                     f"(two-sample t-test, α = {spec.alpha:g}; rank tests: divided by their efficiency 3/π).")
+    if design is not None and cells:
+        done = [f"{c.name}: {c.decision} at n = {c.n} (nominal α {c.level:.3g})" for c in cells.values() if c.decision]
+        notes.append(f"Sequential: {design.describe()}. " + "; ".join(done) + ".")
+    notes += [f"{r.label}: {r.note}." for r in spec.rows if r.note]  # what each row (baseline) is
     if table.has_holes:
         notes.append(f"{NOT_COMPLETED_MARK} some runs of this row are missing or did not complete (see Notes); "
                      "the cells average the completed runs only.")

@@ -62,10 +62,13 @@ def test_values_std_n_deltas_markers_and_bold(tmp_path):
     assert d.loc["clear", "Top-1"].endswith(f"{SIGNIFICANT_MARK})") and d.loc["clear", "Top-1"].count("(+") == 1
     assert SIGNIFICANT_MARK not in d.loc["noise", "Top-1"] and SIGNIFICANT_MARK not in d.loc["base", "Top-1"]
     assert d.loc["base", "Top-1"] == f"{np.mean(base):.2f} ± {np.std(base, ddof=1):.2f}"  # baseline: no delta
-    # the delta's CI (bootstrap: 5 seeds) brackets the delta and excludes 0 for the clear row
+    # the delta's CI (Welch's t-interval, the test's own) brackets the delta and excludes 0 for the
+    # clear row only, as its p-value says; it is clipped to the metric's span
     lo, hi = v.loc["clear", "top1_delta_ci_low"], v.loc["clear", "top1_delta_ci_high"]
     assert lo < v.loc["clear", "top1_delta"] < hi and lo > 0
-    assert v.loc["clear", "top1_delta_ci_method"] == "bootstrap" and v.loc["clear", "top1_test"] == "welch"
+    assert v.loc["noise", "top1_delta_ci_low"] < 0 < v.loc["noise", "top1_delta_ci_high"]
+    assert v.loc["clear", "top1_estimand"] == "delta" and v.loc["clear", "top1_test"] == "welch"
+    assert (v["top1_delta_ci_low"].dropna() >= -100).all() and (v["top1_ci_high"].dropna() <= 100).all()
     # bold: max top-1 is "clear"; min latency ties between base, noise and holes (2.0 ms)
     bold = t.bold.set_index(t.display["Settings"])
     assert bold["Top-1"].tolist() == [False, True, False, False]
@@ -149,6 +152,9 @@ def test_share_of_seeds_uses_fisher():
     assert d["base"] == "0/6" and d["clear"] == f"6/6 (+100 pp{SIGNIFICANT_MARK})" and d["noise"] == "2/6 (+33 pp)"
     v = t.values.set_index("setting")
     assert v.loc["clear", "top1_share_p"] == pytest.approx(0.0021645, rel=1e-3) and v.loc["clear", "top1_share_test"] == "fisher"
+    # the share columns hold shares (not the top-1 mean), with the exact interval of each share
+    assert v.loc["noise", "top1_share"] == pytest.approx(2 / 6) and v.loc["noise", "top1_share_hits"] == 2
+    assert "top1_share_mean" not in v.columns and 0 < v.loc["noise", "top1_share_ci_low"] < 2 / 6 < v.loc["noise", "top1_share_ci_high"] < 1
 
 
 def test_ci_column_and_in_memory_store():
