@@ -68,6 +68,16 @@ def sweep_main(argv: list[str]) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the planned runs and their status; run nothing")
     p.add_argument("--no-table", action="store_true", help="do not print the sweep's table at the end")
     p.add_argument("--seeds", help="comma-separated seeds replacing the sweep's own, e.g. 0,1")
+    seq = p.add_argument_group("sequential seeds (docs/statistics.md)")
+    seq.add_argument("--until-decided", action="store_true",
+                     help="after the sweep's seeds, add seeds in rounds only to cells whose comparison with the "
+                          "baseline is undecided (group-sequential test: the error rate holds over all looks)")
+    seq.add_argument("--max-seeds", type=int, default=20, help="seeds per cell at most (default 20)")
+    seq.add_argument("--alpha", type=float, default=0.05, help="overall error rate per comparison (default 0.05)")
+    seq.add_argument("--step", type=int, default=5, help="seeds added per round to an undecided cell (default 5)")
+    seq.add_argument("--spending", default="obf", help="alpha spending: obf (O'Brien-Fleming-type, default) or pocock")
+    seq.add_argument("--margin", type=float, default=None,
+                     help="also decide 'no effect' when the interval lies within +-MARGIN (metric units)")
     args = p.parse_intermixed_args(argv)
     from ablate.sweep import list_sweeps, load_sweep
 
@@ -85,6 +95,12 @@ def sweep_main(argv: list[str]) -> int:
         return tune_main([args.name, *args.overrides, *(["--dry-run"] if args.dry_run else [])])
     if args.seeds:
         spec.seeds = _parse_seeds(args.seeds)
+    if args.until_decided:
+        from ablate.report.sequential import Design
+        from ablate.sweep.until_decided import run_until_decided
+
+        design = Design(alpha=args.alpha, max_seeds=args.max_seeds, spending=args.spending, margin=args.margin)
+        return run_until_decided(spec, args.overrides, design, step=args.step, dry_run=args.dry_run)
     runs = plan_sweep(spec, args.overrides)
     todo = pending(runs)
     first = runs[0].plan.config

@@ -54,13 +54,13 @@ def table_command(argv: list[str]) -> int:
         print("\n".join(list_tables()))
         return 0
     from ablate.report.render import print_table, write_table
-    from ablate.report.sources import project_paths, table_records
+    from ablate.report.sources import project_paths, sequential_state, table_records
 
     formats = parse_formats(args.format)
     spec = load_table_spec(args.spec)
     paths = project_paths(args.overrides)
     records, expected, _ = table_records(spec, _wandb_source(args.wandb), paths)
-    table = build_table(spec, records, expected)
+    table = build_table(spec, records, expected, sequential=sequential_state(paths, spec.sweep))
     print_table(table)
     for path in write_table(table, args.out or paths.tables_dir, formats):
         print(f"wrote {path}")

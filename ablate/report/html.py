@@ -68,7 +68,7 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
     for spec in specs or [None]:
         recs, exp = (records, expected) if spec is None else sweep_records(st, sweep, manifest, spec.where)
         if spec is not None:
-            table = build_table(spec, recs, exp)
+            table = build_table(spec, recs, exp, sequential=(manifest or {}).get("sequential"))
             write_table(table, out_dir / "tables", formats=FORMATS)
             parts += [f"<h2>Table {html.escape(spec.name)} (analysis/{html.escape(spec.name)}.yaml)</h2>", to_html(table)]
             recs = label_settings(recs, setting_labels(spec, recs))  # plots name settings like the table

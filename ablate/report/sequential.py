@@ -162,3 +162,10 @@ def decision(p: float, ci_low: float, ci_high: float, level: float, design: Desi
     if min(n_cell, n_base) >= design.max_seeds:
         return "not shown"
     return "undecided"
+
+
+def look_level(design: Design, fractions: Sequence[float], n_cell: int, n_base: int, default: float) -> float:
+    """The nominal level of the current look of a comparison with ``fractions`` recorded so far
+    (``default``, the table's alpha, when the cells are too small to test)."""
+    t = design.fraction(n_cell, n_base)
+    return Track(list(fractions)).level(design, t) if t > 0 else default

@@ -31,6 +31,11 @@ def read_sweep_manifest(paths: Any, sweep: Optional[str]) -> Optional[dict]:
     return read_manifest(paths.sweeps_dir, sweep)
 
 
+def sequential_state(paths: Any, sweep: Optional[str]) -> Optional[dict]:
+    """The ``--until-decided`` record of a sweep (design, looks), from its manifest, or None."""
+    return (read_sweep_manifest(paths, sweep) or {}).get("sequential")
+
+
 def open_store(source: Union[None, str, ResultsStore], paths: Any, manifest: Optional[dict] = None) -> ResultsStore:
     """``source`` None: the run-dir store (the manifest's runs dir, else ``paths.runs_dir``);
     a string: ``get_store`` (``wandb:entity/project``, ``wandb:/offline/dir``, a runs dir)."""

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ablate.report.cells import RunFrame, check_one_setting, layout
 from ablate.report.spec import MetricSpec, TableSpec
-from ablate.report.sequential import Design, Track, decision
+from ablate.report.sequential import Design, decision, look_level
 from ablate.report.stats import Comparison, Summary, compare, seeds_for_power, summarize
 
 NOT_COMPLETED_MARK = "*"
@@ -126,8 +126,7 @@ def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[lis
             continue
         level = spec.alpha
         if design is not None:  # this look's nominal level, after the looks the comparison had
-            t = design.fraction(cell.n, ref.n)
-            level = Track(list(tracks.get(cell.name, []))).level(design, t) if t > 0 else spec.alpha
+            level = look_level(design, tracks.get(cell.name, []), cell.n, ref.n, spec.alpha)
         cell.level = level
         for m in spec.metrics:
             if m.delta and cell.data[m.id][0] and ref.data[m.id][0]:

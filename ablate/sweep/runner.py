@@ -26,10 +26,10 @@ class PlannedRun:
         return self.plan.key
 
 
-def plan_sweep(spec: SweepSpec, extra: list[str] | tuple = ()) -> list[PlannedRun]:
+def plan_sweep(spec: SweepSpec, extra: list[str] | tuple = (), seeds_by_cell: Optional[dict] = None) -> list[PlannedRun]:
     """Compose and validate every run; duplicates (same run key) are planned once."""
     runs, seen = [], set()
-    for overrides in spec.expand(extra):
+    for overrides in spec.expand(extra, seeds_by_cell):
         try:
             plan = prepare(compose(overrides))
         except ValueError as exc:
@@ -44,14 +44,22 @@ def manifest_path(sweeps_dir: str | Path, name: str) -> Path:
     return Path(sweeps_dir) / name / "manifest.json"
 
 
-def write_manifest(spec: SweepSpec, runs: list[PlannedRun], sweeps_dir: str | Path, extra=()) -> Path:
-    """Record which runs make up the sweep, so tables and `ablate status` can see holes."""
+def write_manifest(spec: SweepSpec, runs: list[PlannedRun], sweeps_dir: str | Path, extra=(),
+                   sequential: Optional[dict] = None) -> Path:
+    """Record which runs make up the sweep, so tables and `ablate status` can see holes.
+
+    ``sequential`` (``--until-decided``) records the design and each comparison's looks, so a
+    table built later tests each comparison at the level its looks allow.
+    """
     path = manifest_path(sweeps_dir, spec.name)
-    write_json(path, {
+    body = {
         "sweep": spec.name, "table": spec.table, "extra_overrides": list(extra),
         "runs_dir": str(runs[0].plan.run_dir.parent) if runs else None,
         "runs": [{"run_key": r.key, "overrides": r.overrides, "config": r.plan.config} for r in runs],
-    })
+    }
+    if sequential is not None:
+        body["sequential"] = sequential
+    write_json(path, body)
     return path
 
 

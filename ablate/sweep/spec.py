@@ -52,15 +52,20 @@ class SweepSpec(BaseSweepSpec):
             if not values:
                 raise ValueError(f"sweep {self.name!r}: grid axis {key!r} has no values")
 
-    def expand(self, extra: list[str] | tuple = ()) -> list[list[str]]:
-        """Every run's override list: base, then extra (command line), then axes and seed."""
+    def cells(self, extra: list[str] | tuple = ()) -> list[tuple[str, ...]]:
+        """Every grid cell's overrides: base, then extra (command line), then the axes; no seed."""
         axes = list(self.grid.items())
-        runs = []
-        for values in itertools.product(*(v for _, v in axes)):
-            cell = [f"{k}={_fmt(v)}" for (k, _), v in zip(axes, values)]
-            for seed in self.seeds:
-                runs.append([*self.overrides, *extra, *cell, f"seed={seed}", f"sweep={self.name}"])
-        return runs
+        return [(*self.overrides, *extra, *(f"{k}={_fmt(v)}" for (k, _), v in zip(axes, values)))
+                for values in itertools.product(*(v for _, v in axes))]
+
+    def run_overrides(self, cell: tuple[str, ...], seed: int) -> list[str]:
+        """One run of ``cell``: exactly an ``ablate train`` command line."""
+        return [*cell, f"seed={seed}", f"sweep={self.name}"]
+
+    def expand(self, extra: list[str] | tuple = (), seeds_by_cell: Optional[dict] = None) -> list[list[str]]:
+        """Every run's override list: each cell x its seeds (``seeds_by_cell``, default the sweep's)."""
+        return [self.run_overrides(cell, seed) for cell in self.cells(extra)
+                for seed in (seeds_by_cell or {}).get(cell, self.seeds)]
 
 
 def _fmt(value: Any) -> str:
