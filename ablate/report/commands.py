@@ -71,15 +71,17 @@ def report_command(argv: list[str]) -> int:
     """``ablate report``: one self-contained HTML page with every table and plot of a sweep."""
     p = argparse.ArgumentParser(prog="ablate report",
                                 description="Write an HTML report (tables, plots, attention maps) of a sweep.")
-    p.add_argument("sweep", help="a sweep named by a table spec in analysis/, or one with a manifest")
+    p.add_argument("sweep", help="a sweep (name or path of its YAML) with a manifest, or named by a table spec")
     p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/data/ablate (others are ignored)")
     p.add_argument("--wandb", metavar="SRC", help="read runs from W&B: ENTITY/PROJECT, or a dir with offline runs")
     p.add_argument("--out", help="output directory (default: <paths.output_dir>/reports/SWEEP)")
     args = p.parse_intermixed_args(argv)
     from ablate.report.html import build_report
     from ablate.report.sources import project_paths
+    from ablate.sweep.spec import sweep_name
 
-    out = build_report(args.sweep, store=_wandb_source(args.wandb), paths=project_paths(args.overrides),
+    sweep = sweep_name(args.sweep)  # a sweep YAML path works as for `ablate sweep`
+    out = build_report(sweep, store=_wandb_source(args.wandb), paths=project_paths(args.overrides),
                        out_dir=Path(args.out) if args.out else None)
     print(f"wrote {out}")
     for png in sorted((out.parent / "plots").glob("*.png")):

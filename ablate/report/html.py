@@ -2,7 +2,7 @@
 
 The page has inline CSS, no scripts and no external resources; plots are embedded as base64
 PNG (the PDF twins and every table format are written beside it). Tables are the specs in
-``analysis/`` whose ``sweep`` is this sweep; plots are each spec's ``plots`` (default: per-epoch
+``analysis/`` whose ``sweep`` is this sweep, plus the sweep file's own ``table:``; plots are each spec's ``plots`` (default: per-epoch
 curves and the top-1 vs MAdds Pareto plot). A plot that cannot be drawn (no completed run, no
 checkpoint for the attention maps) is reported on the page with its reason, not dropped.
 """
@@ -20,7 +20,7 @@ from ablate.report.cells import setting_labels
 from ablate.report.plots import label_settings
 from ablate.report.render import html_page, to_html, write_table
 from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
-from ablate.report.spec import FORMATS, PlotSpec, list_tables, tables_for_sweep
+from ablate.report.spec import FORMATS, PlotSpec, analysis_dir, list_tables, tables_for_sweep
 from ablate.report.table import build_table
 from ablate.track.store import ResultsStore, RunDirStore
 
@@ -52,6 +52,11 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
     paths = paths if paths is not None else project_paths()
     specs = tables_for_sweep(sweep)
     manifest = read_sweep_manifest(paths, sweep)
+    own = (manifest or {}).get("table")  # the sweep file's own `table:`, recorded at launch
+    if own and all(s.name != own and not own.endswith(f"/{s.name}.yaml") for s in specs):
+        from ablate.report.spec import load_table_spec
+
+        specs = [load_table_spec(own), *specs]
     if not specs and manifest is None:
         raise ValueError(f"unknown sweep {sweep!r} (no table spec names it, no manifest in {paths.sweeps_dir}); "
                          f"allowed: {', '.join(known_sweeps(paths)) or '(none)'}")
@@ -70,7 +75,8 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
         if spec is not None:
             table = build_table(spec, recs, exp, sequential=(manifest or {}).get("sequential"))
             write_table(table, out_dir / "tables", formats=FORMATS)
-            parts += [f"<h2>Table {html.escape(spec.name)} (analysis/{html.escape(spec.name)}.yaml)</h2>", to_html(table)]
+            where = f"analysis/{spec.name}.yaml" if (Path(analysis_dir()) / f"{spec.name}.yaml").is_file() else f"{spec.name}.yaml"
+            parts += [f"<h2>Table {html.escape(spec.name)} ({html.escape(where)})</h2>", to_html(table)]
             recs = label_settings(recs, setting_labels(spec, recs))  # plots name settings like the table
         else:
             parts.append("<h2>Runs</h2><p>No table spec in analysis/ names this sweep; plots only.</p>")

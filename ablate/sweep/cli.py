@@ -37,14 +37,16 @@ def tune_main(argv: list[str]) -> int:
 def status_main(argv: list[str]) -> int:
     """``ablate status NAME [--watch]``: where a sweep or study stands."""
     p = argparse.ArgumentParser(prog="ablate status", description="Counts of completed/running/failed/... runs of a sweep.")
-    p.add_argument("name", help="a sweep that has been launched (its manifest is in paths.sweeps_dir)")
+    p.add_argument("name", help="a sweep that has been launched (a name, or the path of its sweep YAML)")
     p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/scratch/ablate")
     p.add_argument("--watch", action="store_true", help="refresh a live progress bar until the sweep is done")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
     p.add_argument("--storage", help="the study's storage URL if the manifest only has it redacted")
     args = p.parse_intermixed_args(argv)
+    from ablate.sweep.spec import sweep_name
     from ablate.sweep.status import format_status, sweep_status, watch
 
+    args.name = sweep_name(args.name)  # `ablate status path/to/my_sweep.yaml` as `ablate sweep` takes it
     if args.watch:
         watch(args.name, args.overrides, interval=args.interval, storage=args.storage)
     else:

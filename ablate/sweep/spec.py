@@ -99,4 +99,14 @@ def load_sweep(name: str):
         from ablate.sweep.study_spec import StudySpec as cls
     else:
         cls = SweepSpec
-    return load_structured(path, cls, "sweep")
+    spec = load_structured(path, cls, "sweep")
+    if spec.table and spec.table.endswith((".yaml", ".yml")) and not Path(spec.table).is_absolute():
+        # a table file named by a sweep file is found beside it (then the working directory)
+        beside = path.parent / spec.table
+        spec.table = str((beside if beside.is_file() else Path(spec.table)).resolve())
+    return spec
+
+
+def sweep_name(name: str) -> str:
+    """The sweep a command means: a name as given, or the name of the sweep file at a YAML path."""
+    return load_sweep(name).name if name.endswith((".yaml", ".yml")) else name
