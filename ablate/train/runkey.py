@@ -23,6 +23,7 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "trial",
     "data.root",
     "data.num_workers",
+    "data.in_memory",  # the same batches whether an image folder is decoded once or streamed
     "trainer.device",
     "trainer.threads",
     "trainer.checkpoint",
