@@ -1,8 +1,8 @@
 """Generated datasets (no download): ``alignment`` (the embedded default) and ``position``.
 
 ``alignment`` — why: Coordinate Attention pools along W and along H, so every pixel gets
-row-wide and column-wide context; it adds no absolute-position signal (see DESIGN.md, "What
-makes attention matter on a small CPU task"). The label therefore asks a row/column question:
+row-wide and column-wide context; it adds no absolute-position signal (docs/recipe.md, "The
+task"). The label therefore asks a row/column question:
 
 - each grayscale image holds a filled square and a disc (both ``object_size`` px wide,
   intensity 255) plus ``clutter`` short strokes (1-3 px, same intensity, never touching an

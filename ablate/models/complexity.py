@@ -1,6 +1,6 @@
 """Counting like the paper: Params, MAdds (convs + linears + attention gating), latency.
 
-DESIGN.md "Counting like the paper": Params = every parameter (BN included); MAdds = torch's
+docs/design.md "Counting like the paper": Params = every parameter (BN included); MAdds = torch's
 ``FlopCounterMode`` total // 2 (multiply-adds of convs and linears) PLUS the element-wise gating
 multiplies of attention modules (CA 2*C*H*W per block, SE C*H*W, CBAM 2*C*H*W), which modules
 report through ``gating_madds(shape)`` and forward hooks collect at the real H, W.

@@ -109,6 +109,8 @@ class TableSpec:
     test: str = "auto"                              # auto: ttest_rel if pair_by_seed else welch
     pair_by_seed: bool = False                      # runs of one seed are paired across rows
     alpha: float = 0.05                             # dagger marker where p < alpha
+    contrasts: list[list[str]] = field(default_factory=list)  # extra [row, other row] pairs to test
+                                                    # (e.g. CA against SE), listed under the table
     formats: list[str] = field(default_factory=lambda: ["md", "csv"])
     plots: list[PlotSpec] = field(default_factory=list)
 
@@ -154,6 +156,9 @@ class TableSpec:
                 raise ValueError(f"{where}: metric {m.key!r}: bad fmt {m.fmt!r}; allowed: a Python format spec such as .2f") from None
         if self.baseline is not None and str(self.baseline) not in self.row_labels_or_values():
             raise ValueError(f"{where}: unknown baseline {self.baseline!r}; allowed: {', '.join(self.row_labels_or_values())}")
+        for pair in self.contrasts:
+            if len(pair) != 2 or any(str(r) not in self.row_labels_or_values() for r in pair):
+                raise ValueError(f"{where}: contrast {list(pair)!r}; allowed: two of {', '.join(self.row_labels_or_values())}")
         if self.baseline is None and any(m.delta for m in self.metrics):
             raise ValueError(f"{where}: a metric has delta: true but baseline is not set")
         for p in self.plots:

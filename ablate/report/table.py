@@ -146,6 +146,27 @@ def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[lis
     return _assemble(spec, rows, cols, cells, best, base, design)
 
 
+def _contrast_notes(spec: TableSpec, cells: dict, cols: list, rows: list) -> list[str]:
+    """One line per ``contrasts`` pair and delta metric: the difference, its test and interval."""
+    label_of = {str(v): lab for lab, v, _ in rows} | {lab: lab for lab, _, _ in rows}
+    out = []
+    for a, b in spec.contrasts:
+        ra, rb = label_of[str(a)], label_of[str(b)]
+        for clabel, _ in cols:
+            ca, cb = cells[(ra, clabel)], cells[(rb, clabel)]
+            for m in spec.metrics:
+                if not (m.delta and m.aggregate == "mean_std") or not ca.data[m.id][0] or not cb.data[m.id][0]:
+                    continue
+                (x, xs), (y, ys) = ca.data[m.id], cb.data[m.id]
+                c = compare(x, y, spec.effective_test, x_seeds=xs, base_seeds=ys, alpha=spec.alpha, bounds=m.range)
+                where = "" if clabel is None else f" ({clabel})"
+                mark = SIGNIFICANT_MARK if c.significant() else ""
+                out.append(f"{ra} vs {rb}{where}, {m.label}: {format(c.delta, '+' + m.fmt.lstrip('+'))}{mark} "
+                           f"(p = {c.p:.2g}, {c.test}; {c.estimand} {c.estimate:.3g}, "
+                           f"{100 * c.confidence:g}% CI [{c.ci_low:.3g}, {c.ci_high:.3g}]).")
+    return out
+
+
 def decision_metric(spec: TableSpec) -> Optional[MetricSpec]:
     """The metric ``--until-decided`` decides on: the first mean ± std metric with a delta."""
     return next((m for m in spec.metrics if m.delta and m.aggregate == "mean_std"), None)
@@ -261,6 +282,8 @@ def _assemble(spec, rows, cols, cells, best, base, design: Optional[Design] = No
         display.columns = bold.columns = pd.MultiIndex.from_tuples(display.columns)
     table = Table(spec, display, pd.DataFrame(val_rows), bold)
     table.footnotes = _footnotes(spec, table, base, design, cells)
+    holes = table.footnotes.pop() if table.has_holes else None
+    table.footnotes += _contrast_notes(spec, cells, cols, rows) + ([holes] if holes else [])
     return table
 
 

@@ -1,4 +1,4 @@
-"""Params and MAdds at 224x224, 1000 classes, against the papers' tables (DESIGN.md "Counting like the paper").
+"""Params and MAdds at 224x224, 1000 classes, against the papers' tables (docs/design.md "Counting like the paper").
 
 Params: every parameter, BN included. MAdds: FlopCounterMode total // 2 (convs + linears) plus the
 attention gating multiplies (CA 2*C*H*W, SE C*H*W, CBAM 2*C*H*W per block).

@@ -229,3 +229,13 @@ def test_every_sweep_fills_every_cell_of_its_table(sweep, home):
     recs = [record(run_key(c), {}, c["seed"], 50.0 + i % 7) | {"config": c} for i, c in enumerate(configs)]
     t = build_table(load_table_spec(sw.table), recs, expected=[{"run_key": r["run_key"], "config": r["config"]} for r in recs])
     assert (t.values["n"] == len(sw.seeds)).all() and t.values["missing"].sum() == 0, t.values[["setting", "n"]]
+
+
+def test_contrasts_test_rows_against_each_other_not_only_the_baseline(tmp_path):
+    t = build_table(spec(contrasts=[["clear", "noise"], ["noise", "base"]]), synthetic_store(tmp_path).records())
+    lines = [n for n in t.footnotes if " vs " in n]
+    assert len(lines) == 2
+    assert lines[0].startswith("clear vs noise, Top-1: +") and SIGNIFICANT_MARK in lines[0] and "95% CI [" in lines[0]
+    assert lines[1].startswith("noise vs base") and SIGNIFICANT_MARK not in lines[1]
+    with pytest.raises(ValueError, match="contrast .*allowed: two of base, clear"):
+        spec(contrasts=[["clear", "nope"]])

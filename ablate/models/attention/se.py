@@ -66,5 +66,5 @@ class SqueezeExcite(nn.Module):
 
     @staticmethod
     def gating_madds(shape) -> int:
-        """Element-wise multiplies of ``x * gate``: C*H*W per sample (DESIGN.md, counting like the paper)."""
+        """Element-wise multiplies of ``x * gate``: C*H*W per sample (docs/design.md, counting like the paper)."""
         return int(shape[1] * shape[2] * shape[3])
