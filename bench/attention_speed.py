@@ -7,7 +7,7 @@ strips, permute + cat, ``h_swish`` built from ReLU6, permute back, two 1x1 convs
 block of the same bottleneck. Reported per shape (MobileNetV2 stage sizes at 224 and a
 CIFAR-size one): ms per fwd+bwd for ablate's ``ca``, the reference CA, ablate's ``se``, and the
 ratios ablate-CA / reference-CA (should be <= ~1: the same math, no extra work) and CA / SE
-(the price of coordinate attention; SERVICES.md measured ~2.0x on CPU).
+(the price of coordinate attention).
 """
 from __future__ import annotations
 
