@@ -45,3 +45,15 @@ def tiny_cfg(home):
         return compose([*TINY, *overrides])
 
     return make
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny tensors: torch's spinning intra-op threads cost more than they save, ~20x more on a
+    shared 2-core machine when another process is busy. Restores the thread count after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -19,7 +19,7 @@ from ablate.report.table import Table
 
 # Unicode in cells -> LaTeX that pdflatex with the default fonts typesets (after escaping).
 _LATEX_SYMBOLS = {"±": r"$\pm$", "†": r"$^{\dagger}$", "–": "--", "≥": r"$\geq$", "×": r"$\times$",
-                  "Δ": r"$\Delta$", "·": r"$\cdot$",
+                  "Δ": r"$\Delta$", "·": r"$\cdot$", "α": r"$\alpha$", "π": r"$\pi$", "≤": r"$\leq$",
                   "<": r"$<$", ">": r"$>$"}
 # pandas escapes cells (Styler.format(escape="latex")); captions and notes need the same rules.
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

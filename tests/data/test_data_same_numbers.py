@@ -17,12 +17,8 @@ LOADER = dict(batch_size=16, seed=3, augment=True, pad=2, hflip=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """A tiny model: torch's spinning intra-op threads would cost more than they save."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(single_thread):
+    return None  # a tiny model: one thread (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

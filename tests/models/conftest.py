@@ -1,13 +1,8 @@
-"""Model tests run single-threaded: these tensors are tiny, and on a shared 2-core machine torch's
-spinning intra-op threads made them ~20x slower when another process was busy."""
+"""Model tests run single-threaded (``single_thread`` in tests/conftest.py): these tensors are tiny."""
 
 import pytest
-import torch
 
 
-@pytest.fixture(autouse=True, scope="package")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(single_thread):
+    return None
