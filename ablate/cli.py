@@ -32,9 +32,11 @@ def train_main(argv: list[str]) -> int:
     if any(a in ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--info", "--hydra-help") or a.startswith("hydra/") for a in argv):
         return _hydra_main(argv)
     from ablate.config import compose
-    from ablate.train.run import run
+    from ablate.train.run import prepare, run
 
-    rec = run(compose(argv))
+    plan = prepare(compose(argv))
+    plan.trainer.torch_device()  # it runs here: a CUDA device this machine lacks is bad input
+    rec = run(plan)
     return 0 if rec["status"] == "completed" else 1
 
 
@@ -105,6 +107,7 @@ def sweep_main(argv: list[str]) -> int:
     todo = pending(runs)
     first = runs[0].plan.config
     launcher = get_launcher(first["launcher"])
+    launcher.check_runs(todo)
     write_manifest(spec, runs, first["paths"]["sweeps_dir"], args.overrides)
     logging.getLogger("ablate").info("sweep %s: %d runs, %d to run, launcher %s", spec.name, len(runs), len(todo), launcher.name)
     if args.dry_run:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ablate.config import compose, to_container
-from ablate.train.runkey import run_key
+from ablate.track.runkey import run_key
 
 log = logging.getLogger("ablate")
 

@@ -28,7 +28,7 @@ def make_records(n: int) -> list[dict]:
     import random
 
     from ablate.config import compose, to_container
-    from ablate.train.runkey import run_key
+    from ablate.track.runkey import run_key
 
     base = to_container(compose(["tracking=disabled"]))
     kinds = [("none", "hw"), ("se", "hw"), ("cbam", "hw"), ("ca", "h"), ("ca", "w"), ("ca", "hw")]

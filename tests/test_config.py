@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ablate.config import compose, group_options
 from ablate.train.run import prepare
@@ -61,7 +60,6 @@ def test_run_dir_is_named_by_the_run_key(tiny_cfg):
     ("tracking.mode=loud", ["'loud'", "offline, online, disabled"]),
     ("trainer.epochs=0", ["epochs", "0"]),
     ("trainer.device=tpu", ["'tpu'", "cpu"]),
-    *([] if torch.cuda.is_available() else [("trainer.device=cuda", ["'cuda'", "not available", "auto, cpu"])]),
     ("seed=-1", ["seed", "-1"]),
     ("data.batch_size=0", ["batch_size", "0"]),
     ("data.clutter=-3", ["clutter", "-3"]),

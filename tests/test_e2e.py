@@ -104,7 +104,7 @@ def test_resume_from_checkpoint_gives_the_same_final_metrics(home, tmp_path):
 
     def stop_after_first_epoch(*a, **k):
         out = orig(*a, **k)
-        eng._STOP.set()
+        eng.request_stop()
         return out
 
     eng.evaluate = stop_after_first_epoch
@@ -112,7 +112,7 @@ def test_resume_from_checkpoint_gives_the_same_final_metrics(home, tmp_path):
         rec = run(cfg_b)
     finally:
         eng.evaluate = orig
-        eng._STOP.clear()
+        eng.clear_stop()
     assert rec["status"] == "preempted" and rec["epochs"] == 1
     resumed = run(cfg_b)
     assert resumed["status"] == "completed" and resumed["resumed_from"] == 1

@@ -1,5 +1,5 @@
 """Run identity: same experiment -> same key, whatever paths/tracking/launcher say."""
-from ablate.train.runkey import run_key, semantic_config
+from ablate.track.runkey import run_key, semantic_config
 
 BASE = {
     "seed": 0, "sweep": "branches", "tags": [], "force": False,

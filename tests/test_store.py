@@ -5,6 +5,7 @@ import multiprocessing as mp
 
 import pytest
 
+from ablate.track.record import RunRecord
 from ablate.track.store import InMemoryStore, ResultsStore, RunDirStore, flatten, get_store
 
 BACKENDS = ["memory", "rundir"]
@@ -30,9 +31,12 @@ def test_put_get_roundtrip(store):
 def test_returned_records_are_copies(store):
     store.put(rec("a"))
     got = store.get("a")
-    got["top1"] = -1
+    got.top1 = -1
     got["config"]["seed"] = 99
     assert store.get("a")["top1"] == 50.0 and store.get("a")["config"]["seed"] == 0
+    assert isinstance(got, RunRecord) and got.status == "completed"  # typed, and a read-only mapping
+    with pytest.raises(TypeError):
+        got["top1"] = 0
 
 
 def test_put_is_idempotent_and_replacement_keeps_attempt(store):

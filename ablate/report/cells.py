@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.report.spec import TableSpec
-from ablate.train.runkey import NON_SEMANTIC_KEYS
+from ablate.track.runkey import NON_SEMANTIC_KEYS
 
 # Keys that may differ inside one cell: the seed is what a cell averages over; the rest do not
 # change what a run computes (the run key ignores them too).

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from ablate.sweep.packing import device_slots, run_pool
 from ablate.sweep.runner import PlannedRun
-from ablate.train.run import RunLocked, run
+from ablate.track.lock import RunLocked
+from ablate.train.run import run
 
 if TYPE_CHECKING:
     from ablate.sweep.study import StudyJob
@@ -67,12 +68,21 @@ class Launcher:
 
     name: ClassVar[str] = "base"
     config_class: ClassVar[type] = LauncherConfig
+    runs_here: ClassVar[bool] = True  # runs execute on this machine (not on a cluster node)
 
     def __init__(self, cfg: LauncherConfig) -> None:
         self.cfg = cfg
 
     def check(self) -> None:
         """Raise a one-line ValueError if this launcher cannot start work here (before any submit)."""
+
+    def check_runs(self, runs: list[PlannedRun]) -> None:
+        """Raise a one-line ValueError if a run cannot execute where this launcher puts it
+        (before any compute). Launchers that run here check each run's device on this machine;
+        cluster launchers leave that to the node."""
+        if self.runs_here:
+            for r in runs:
+                r.plan.trainer.torch_device()
 
     def launch(self, runs: list[PlannedRun]) -> list[dict]:
         raise NotImplementedError
@@ -87,13 +97,13 @@ class LocalLauncher(Launcher):
     name = "local"
 
     def launch(self, runs: list[PlannedRun]) -> list[dict]:
-        from ablate.train.engine import _STOP
+        from ablate.train.engine import stop_requested
 
         if self.cfg.runs_per_gpu:
             return ParallelLauncher(self.cfg).launch(runs)
         records = []
         for i, r in enumerate(runs, 1):
-            if _STOP.is_set():  # pre-empted: leave the remaining runs for the relaunch
+            if stop_requested():  # pre-empted: leave the remaining runs for the relaunch
                 log.warning("stop requested: %d runs left for the relaunch", len(runs) - i + 1)
                 break
             log.info("[%d/%d] run %s: %s", i, len(runs), r.key, " ".join(r.overrides))

@@ -55,6 +55,7 @@ class RayLauncher(Launcher):
     """Ray tasks sized by ``cpus_per_run``/``gpus_per_run``; a private instance is stopped at the end."""
 
     name = "ray"
+    runs_here = False
     config_class = RayLauncherConfig
     cfg: RayLauncherConfig
 

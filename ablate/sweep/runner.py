@@ -9,7 +9,8 @@ from typing import Optional
 from ablate.config import compose
 from ablate.io import read_json, write_json
 from ablate.sweep.spec import SweepSpec
-from ablate.train.run import FINAL_STATUSES, RunPlan, prepare
+from ablate.track.record import FINAL_STATUSES
+from ablate.train.run import RunPlan, prepare
 
 log = logging.getLogger("ablate")
 

@@ -73,11 +73,11 @@ def _call_job(fn, arg):
     """Run ``fn(arg)`` in a submitit job; on a pre-emption stop, let submitit requeue the job."""
     previous = signal.getsignal(signal.SIGUSR1)  # submitit's checkpoint_and_try_requeue
     result = fn(arg)
-    from ablate.train.engine import _STOP
+    from ablate.train.engine import stop_requested
 
-    log.debug("job done: stop=%s previous handler=%r", _STOP.is_set(), previous)
+    log.debug("job done: stop=%s previous handler=%r", stop_requested(), previous)
 
-    if _STOP.is_set() and callable(previous) and "submitit" in getattr(previous, "__module__", ""):
+    if stop_requested() and callable(previous) and "submitit" in getattr(previous, "__module__", ""):
         log.warning("stopped by a signal: checkpointed; asking submitit to requeue this job")
         try:
             previous(signal.SIGUSR1, None)  # calls checkpoint(), `scontrol requeue`, exits
@@ -137,6 +137,7 @@ class SlurmLauncher(Launcher):
     """Submits through submitit; checks the partition with sinfo before anything is submitted."""
 
     name = "slurm"
+    runs_here = False
     config_class = SlurmLauncherConfig
     cfg: SlurmLauncherConfig
 

@@ -60,7 +60,7 @@ def sweep_status(name: str, overrides: list[str] | tuple = (), storage: Optional
 
 
 def _run_state(store, key: str) -> Optional[str]:
-    from ablate.train.run import lock_holder_alive
+    from ablate.track.lock import lock_holder_alive
 
     if lock_holder_alive(store.root / f".{key}.lock"):
         return "running"

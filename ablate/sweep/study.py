@@ -84,7 +84,7 @@ def worker_alive(worker: Optional[dict]) -> bool:
     if job and shutil.which("squeue"):
         out = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"], capture_output=True, text=True, timeout=30)
         return out.returncode == 0 and bool(out.stdout.strip())
-    from ablate.train.run import process_alive
+    from ablate.track.lock import process_alive
 
     return process_alive(worker.get("host"), worker.get("pid"))
 
@@ -145,6 +145,10 @@ def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[in
         print("\n".join(lines))
         return lines
     launcher.check()
+    if launcher.runs_here:  # trials run on this machine: a device it lacks is bad input now
+        from ablate.train.engine import TrainerConfig
+
+        TrainerConfig(**config["trainer"]).torch_device()
     study, storage = create_study(job)
     job.launch = len(study.get_trials(deepcopy=False))
     reconcile(study, storage, spec.n_trials)

@@ -124,7 +124,7 @@ def work(job: StudyJob) -> list[dict]:
     import optuna
 
     from ablate.sweep.storage import open_storage
-    from ablate.train.engine import _STOP
+    from ablate.train.engine import stop_requested
 
     for k, v in job.env.items():
         os.environ.setdefault(k, v)
@@ -133,7 +133,7 @@ def work(job: StudyJob) -> list[dict]:
     sampler = make_sampler(job.spec, worker_seed(job))
     pruner = make_pruner(job.spec, job.epochs)
     records: list[dict] = []
-    while not _STOP.is_set():
+    while not stop_requested():
         # A fresh Study object per trial: its trial cache is then this moment's, as in Study.ask.
         study = optuna.load_study(study_name=job.spec.resolved_study_name, storage=storage,
                                   sampler=sampler, pruner=pruner)
@@ -200,13 +200,14 @@ def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
 
 def _run_when_free(plan, on_epoch_end) -> dict:
     """``run(plan)``; if another worker is training the same run key, wait and reuse its result."""
-    from ablate.train.engine import _STOP
-    from ablate.train.run import RunLocked, run
+    from ablate.train.engine import stop_requested
+    from ablate.track.lock import RunLocked
+    from ablate.train.run import run
 
     while True:
         try:
             return run(plan, on_epoch_end=on_epoch_end)
         except RunLocked:
-            if _STOP.is_set():
+            if stop_requested():
                 return {"run_key": plan.key, "status": "preempted", "message": "stopped while waiting"}
             time.sleep(1.0)

@@ -1,4 +1,4 @@
 """Training: the run wrapper (``run``), the loop (``fit``) and run identity (``run_key``)."""
-from ablate.train.runkey import run_key, semantic_config
+from ablate.track.runkey import run_key, semantic_config
 
 __all__ = ["run_key", "semantic_config"]

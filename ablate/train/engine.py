@@ -1,26 +1,25 @@
 """The training loop: plain arguments in, metrics out; no config objects below this line.
 
 ``fit`` trains with SGD-style optimisers under a per-step warm-up + cosine schedule, evaluates
-every epoch, appends ``metrics.jsonl``, writes an atomic ``checkpoint.pt`` and resumes from it,
+every epoch, appends ``metrics.jsonl`` and writes an atomic ``checkpoint.pt`` through the
+results store's run-dir handle (``RunFiles``) and resumes from it,
 so a run killed at any point continues to the same final metrics as an unbroken one (the data
 order depends only on (seed, epoch); the torch RNG state travels in the checkpoint).
 """
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ablate.io import append_jsonl, atomic_write, torch_save
+from ablate.track.store import RunFiles
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
@@ -98,6 +97,17 @@ def request_stop(*_: Any) -> None:
     _STOP.set()
 
 
+def stop_requested() -> bool:
+    """Has SIGTERM/SIGUSR1 (or ``request_stop``) asked this process to stop? Launchers and study
+    workers check it between runs, the loop between steps."""
+    return _STOP.is_set()
+
+
+def clear_stop() -> None:
+    """Forget a stop request (a process that goes on after handling one, and tests)."""
+    _STOP.clear()
+
+
 def install_preemption_handlers() -> None:
     """Turn SIGTERM and SIGUSR1 (SLURM's warning signal) into a clean ``Preempted``."""
     if threading.current_thread() is not threading.main_thread():
@@ -149,17 +159,18 @@ def fit(
     make_optimizer: Callable[[Any], torch.optim.Optimizer],
     cfg: TrainerConfig,
     *,
-    run_dir: str | Path,
+    files: RunFiles,
     seed: int,
     on_epoch_end: Optional[Callable[[int, dict], None]] = None,
     log: Callable[[str], None] = print,
 ) -> FitResult:
-    """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``run_dir/checkpoint.pt``.
+    """Train ``model`` for ``cfg.epochs`` epochs, resuming from the run's checkpoint.
 
-    Raises ``Diverged`` on a non-finite loss, ``Pruned`` when ``on_epoch_end`` says so and
-    ``Preempted`` on SIGTERM/SIGUSR1; the last epoch's checkpoint is kept in every case.
+    ``files`` is the run dir's handle from the results store (``store.files(run_key)``): the
+    loop appends ``metrics.jsonl`` and writes ``checkpoint.pt`` through it. Raises ``Diverged``
+    on a non-finite loss, ``Pruned`` when ``on_epoch_end`` says so and ``Preempted`` on
+    SIGTERM/SIGUSR1; the last epoch's checkpoint is kept in every case.
     """
-    run_dir = Path(run_dir)
     device = cfg.torch_device()
     # Late in a cosine schedule, gradients and momentum buffers decay into float denormals,
     # which x86 CPUs process ~100x slower (measured: a 1.3 s epoch became 89 s). Flushing them
@@ -177,9 +188,8 @@ def fit(
     )
     history: list[dict] = []
     start_epoch, resumed_from = 0, None
-    ckpt_path, metrics_path = run_dir / "checkpoint.pt", run_dir / "metrics.jsonl"
-    if cfg.checkpoint and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+    state = files.load_checkpoint(map_location=device) if cfg.checkpoint else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -188,7 +198,7 @@ def fit(
         start_epoch = resumed_from = state["epoch"] + 1
         # metrics.jsonl may hold a row written after the last checkpoint: rewrite it from the
         # checkpoint's history so each epoch appears exactly once.
-        atomic_write(metrics_path, lambda fh: fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in history))
+        files.rewrite_metrics(history)
         log(f"resumed from checkpoint after epoch {start_epoch}")
 
     step_model = torch.compile(model, dynamic=False) if cfg.compile else model
@@ -200,7 +210,7 @@ def fit(
         model.train()
         loss_sum, seen = 0.0, 0
         for step, (x, y) in enumerate(train_loader):
-            if _STOP.is_set():
+            if stop_requested():
                 raise Preempted(f"stop requested at epoch {epoch} step {step}")
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if cfg.channels_last:
@@ -229,11 +239,11 @@ def fit(
         }
         history.append(row)
         if cfg.checkpoint:
-            torch_save(ckpt_path, {
+            files.save_checkpoint({
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "history": history,
             })
-        append_jsonl(metrics_path, row)
+        files.append_metrics(row)
         log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  val top1 {val['top1']:.2f}%  ({row['seconds']:.1f}s)")
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)

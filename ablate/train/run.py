@@ -9,7 +9,6 @@ W&B and releases the run's lock.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import time
@@ -18,27 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ablate.config import to_container
-from ablate.io import write_json
-from ablate.track.store import RunDirStore
-from ablate.train.engine import Diverged, Preempted, Pruned, TrainerConfig
-from ablate.train.runkey import run_key
+from ablate.track.lock import RunLocked  # noqa: F401  (re-exported: launchers catch it)
+from ablate.track.record import FINAL_STATUSES, METRICS, RunRecord
+from ablate.track.runkey import run_key
+from ablate.track.store import RunDirStore, RunFiles
 from ablate.track.wandb_mirror import TrackingConfig
+from ablate.train.engine import Diverged, Preempted, Pruned, TrainerConfig
 
 log = logging.getLogger("ablate")
-
-# A relaunch re-trains only runs whose last outcome may change: a failure (environment,
-# bug fix) or a pre-emption (resumes from its checkpoint). Divergence and pruning are
-# deterministic outcomes of the config and stay, unless `force=true`.
-FINAL_STATUSES = ("completed", "diverged", "pruned")
-
-
-class RunLocked(RuntimeError):
-    """Another live process is training this run right now."""
 
 
 @dataclass
@@ -67,6 +58,10 @@ class RunPlan:
     def store(self) -> RunDirStore:
         return RunDirStore(self.run_dir.parent)
 
+    @property
+    def files(self) -> RunFiles:
+        return self.store.files(self.key)
+
 
 def prepare(cfg: DictConfig) -> RunPlan:
     """Validate ``cfg`` and resolve it into a ``RunPlan`` (raises one-line ``ValueError``)."""
@@ -75,8 +70,6 @@ def prepare(cfg: DictConfig) -> RunPlan:
 
     config = to_container(cfg)
     trainer = TrainerConfig(**config["trainer"])
-    if config.get("launcher", {}).get("name") in ("local", "parallel"):
-        trainer.torch_device()  # runs here: a CUDA device this machine lacks is bad input now
     tracking = TrackingConfig(**config["tracking"])
     data_name, data_root, data_kwargs, loader_kwargs = split_config(config["data"])
     try:  # names, options, ranges and the presence of source files: no data is read
@@ -104,17 +97,17 @@ def prepare(cfg: DictConfig) -> RunPlan:
     )
 
 
-def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> dict:
+def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> RunRecord:
     """Train one run unless its result already stands; return its record."""
     plan = cfg if isinstance(cfg, RunPlan) else prepare(cfg)
     store = plan.store
     existing = store.get(plan.key)
-    if existing and existing.get("status") in FINAL_STATUSES and not plan.force:
-        log.info("run %s already %s; nothing to do (force=true re-trains)", plan.key, existing["status"])
+    if existing and existing.status in FINAL_STATUSES and not plan.force:
+        log.info("run %s already %s; nothing to do (force=true re-trains)", plan.key, existing.status)
         return existing
     if existing and plan.force:
-        _set_aside(plan.run_dir)
-    with _RunLock(plan.run_dir):
+        log.info("force: previous run kept at %s", plan.files.set_aside())
+    with plan.files.lock():
         return _execute(plan, store, on_epoch_end)
 
 
@@ -127,19 +120,15 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
     from ablate.track.wandb_mirror import WandbMirror
     from ablate.train.engine import fit, install_preemption_handlers
 
-    run_dir = plan.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ".hydra").mkdir(exist_ok=True)
-    OmegaConf.save(OmegaConf.create(plan.config), run_dir / ".hydra" / "config.yaml")
-    handler = logging.FileHandler(run_dir / "train.log")
+    files = plan.files
+    files.create(plan.config)
+    handler = logging.FileHandler(files.log)
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
     log.addHandler(handler)
     started = time.time()
-    record: dict[str, Any] = {
-        "run_key": plan.key, "status": "failed", "message": "", "seed": plan.seed,
-        "sweep": plan.sweep, "started_at": _now(), "git_commit": git_commit(), "host": socket.gethostname(),
-        "torch": torch.__version__, "config": plan.config,
-    }
+    record = RunRecord(plan.key, status="failed", seed=plan.seed, sweep=plan.sweep, config=plan.config,
+                       started_at=_now(), git_commit=git_commit(), host=socket.gethostname(), torch=torch.__version__)
+    run_dir = files.dir
     mirror = None
     try:
         if plan.trainer.threads:
@@ -158,7 +147,7 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         val_loader = make_loader(bundle.val, shuffle=False, **{**loader, "augment": False, "drop_last": False})
         mirror = WandbMirror(plan.tracking, run_dir=run_dir, name=plan.key, group=plan.sweep,
                              config=plan.config, tags=plan.tags)
-        record["wandb_dir"] = mirror.run_path
+        record.wandb_dir = mirror.run_path
 
         def epoch_end(epoch: int, row: dict) -> None:
             mirror.log(row, step=epoch)
@@ -166,14 +155,14 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
                 on_epoch_end(epoch, row)
 
         make_optimizer = _optimizer_factory(plan.optim)
-        result = fit(model, train_loader, val_loader, make_optimizer, plan.trainer, run_dir=run_dir,
+        result = fit(model, train_loader, val_loader, make_optimizer, plan.trainer, files=files,
                      seed=plan.seed, on_epoch_end=epoch_end, log=log.info)
         record.update(top1=result.top1, top5=result.top5, loss=result.loss, epochs=result.epochs,
                       resumed_from=result.resumed_from)
-        record["latency_ms"] = measure_latency(model, input_size, device=plan.trainer.torch_device(),
-                                               repeats=plan.trainer.latency_repeats, warmup=min(3, plan.trainer.latency_repeats))
-        record["device"] = str(plan.trainer.torch_device())
-        record["status"] = "completed"
+        record.update(latency_ms=measure_latency(model, input_size, device=plan.trainer.torch_device(),
+                                                 repeats=plan.trainer.latency_repeats,
+                                                 warmup=min(3, plan.trainer.latency_repeats)),
+                      device=str(plan.trainer.torch_device()), status="completed")
     except Diverged as exc:
         record.update(status="diverged", message=str(exc))
     except Pruned as exc:
@@ -184,20 +173,20 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         record.update(status="failed", message=f"{type(exc).__name__}: {exc}")
         log.error("run %s failed:\n%s", plan.key, traceback.format_exc())
     finally:
-        if record["status"] != "completed":
-            _last_epoch(record, store.metrics(plan.key))
+        if record.status != "completed":
+            _last_epoch(record, files.read_metrics())
         record.update(seconds=time.time() - started, finished_at=_now())
         store.put(record)
         if mirror is not None:
-            mirror.summary({k: record.get(k) for k in ("status", "top1", "top5", "params", "madds", "latency_ms")})
-            mirror.finish(exit_code=0 if record["status"] == "completed" else 1)
-        log.info("run %s %s  top1=%s  (%.1fs)  %s", plan.key, record["status"], record.get("top1"), record["seconds"], run_dir)
+            mirror.summary({k: record.get(k) for k in ("status", *METRICS)})
+            mirror.finish(exit_code=0 if record.status == "completed" else 1)
+        log.info("run %s %s  top1=%s  (%.1fs)  %s", plan.key, record.status, record.top1, record.seconds, run_dir)
         log.removeHandler(handler)
         handler.close()
     return record
 
 
-def _last_epoch(record: dict, rows: list[dict]) -> None:
+def _last_epoch(record: RunRecord, rows: list[dict]) -> None:
     """A run that stopped early still reports its last evaluated epoch (marked by status)."""
     if rows:
         last = rows[-1]
@@ -209,62 +198,6 @@ def _optimizer_factory(optim: dict) -> Callable:
     from hydra.utils import instantiate
 
     return instantiate(optim)
-
-
-def _set_aside(run_dir: Path) -> None:
-    """``force=true``: keep the previous run dir under ``_replaced/`` instead of deleting it."""
-    if run_dir.exists():
-        dest = run_dir.parent / "_replaced" / f"{run_dir.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(run_dir, dest)
-        log.info("force: previous run kept at %s", dest)
-
-
-class _RunLock:
-    """``<run_dir>.lock`` held for the run's duration; a stale lock (dead pid) is taken over."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir.parent / f".{run_dir.name}.lock"
-
-    def __enter__(self) -> "_RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, me.encode())
-                os.close(fd)
-                return self
-            except FileExistsError:
-                if lock_holder_alive(self.path):
-                    raise RunLocked(f"run {self.path.name[1:-5]} is being trained by {self.path.read_text().strip()}") from None
-                self.path.unlink(missing_ok=True)
-        raise RunLocked(f"could not take {self.path}")
-
-    def __exit__(self, *exc: Any) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def lock_holder_alive(path: Path) -> bool:
-    """True when the lock file names a live process (on this host; other hosts count as alive)."""
-    try:
-        host, pid = path.read_text().split()
-    except (FileNotFoundError, ValueError):
-        return False
-    return process_alive(host, pid)
-
-
-def process_alive(host: str, pid: Any) -> bool:
-    """Is process ``pid`` of ``host`` still there? Another host cannot be asked: assume yes."""
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, TypeError):
-        return True
-    return True
 
 
 @lru_cache(maxsize=1)

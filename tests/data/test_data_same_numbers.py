@@ -75,6 +75,7 @@ def test_every_path_yields_bit_identical_batches(paths):
 
 def test_training_gives_identical_metrics_streamed_and_in_memory(paths, tmp_path):
     from ablate.models import create_model
+    from ablate.track.store import RunDirStore
     from ablate.train.engine import TrainerConfig, fit
 
     bundles = _bundles(paths)
@@ -87,7 +88,7 @@ def test_training_gives_identical_metrics_streamed_and_in_memory(paths, tmp_path
         torch.manual_seed(0)
         model = create_model("mobilenet_v2_tiny", num_classes=b.num_classes, in_chans=b.in_chans, attention="none")
         result = fit(model, train, val, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), cfg,
-                     run_dir=tmp_path / name, seed=0, log=lambda msg: None)
+                     files=RunDirStore(tmp_path).files(name), seed=0, log=lambda msg: None)
         rows[name] = {k: v for k, v in result.history[-1].items() if k != "seconds"}
     assert rows["streamed"] == rows["arrays"]
     assert np.isfinite(rows["arrays"]["val_loss"]) and rows["arrays"]["train_loss"] > 0

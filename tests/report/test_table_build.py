@@ -222,7 +222,7 @@ def test_every_sweep_fills_every_cell_of_its_table(sweep, home):
     """The sweep's composed run configs land in the table's cells: one setting per cell, n = seeds."""
     from ablate.config import compose, to_container
     from ablate.sweep import load_sweep
-    from ablate.train.runkey import run_key
+    from ablate.track.runkey import run_key
 
     sw = load_sweep(sweep)
     configs = [to_container(compose(o)) for o in sw.expand(["trainer.epochs=1"])]

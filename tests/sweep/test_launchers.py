@@ -97,3 +97,16 @@ def test_slurm_without_slurm_tools_fails_before_submitting(home, tmp_path, monke
 def test_status_of_a_sweep_never_launched(home, capsys):
     assert main(["status", "branches"]) == 2
     assert "sweep 'branches' has not been launched" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_this_machine_lacks_is_refused_by_launchers_that_run_here(home, capsys):
+    from ablate.cli import main
+    from tests.conftest import TINY
+
+    assert main(["train", *TINY, "trainer.device=cuda"]) == 2
+    assert "'cuda'" in capsys.readouterr().err
+    assert main(["sweep", "branches", "--seeds", "0", *TINY, "launcher=local", "trainer.device=cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "not available" in err and "auto, cpu" in err and err.count("\n") == 1
+    assert not (home / "outputs" / "runs").exists()

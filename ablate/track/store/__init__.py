@@ -12,10 +12,10 @@ from typing import Union
 
 from ablate.track.store._base import STATUSES, ResultsStore, flatten
 from ablate.track.store._memory import InMemoryStore
-from ablate.track.store._rundir import RunDirStore
+from ablate.track.store._rundir import RunDirStore, RunFiles
 from ablate.track.store._wandb import WandbStore
 
-__all__ = ["ResultsStore", "RunDirStore", "InMemoryStore", "WandbStore", "get_store", "flatten", "STATUSES"]
+__all__ = ["ResultsStore", "RunDirStore", "RunFiles", "InMemoryStore", "WandbStore", "get_store", "flatten", "STATUSES"]
 
 WANDB_PREFIX = "wandb:"
 

@@ -1,8 +1,8 @@
 """The results-store contract (after ``optuna.storages.BaseStorage``).
 
-A record is the plain dict of a run's ``result.json``: ``run_key``, ``status``, metrics
-(``top1``, ``top5``, ``loss``, ``params``, ``madds``, ``latency_ms``, ``seconds``), provenance
-(``git_commit``, ``seed``, timestamps) and the resolved ``config``.
+A record is a ``RunRecord`` (``ablate/track/record.py``): the typed form of a run's
+``result.json``, readable as a mapping. ``put`` takes a RunRecord or any mapping with the
+same keys; ``get`` and ``records`` return RunRecords.
 
 Contract:
 - Records are keyed by ``run_key``. ``put`` is atomic (a reader sees the old record or the
@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from typing import Any, Iterator, Mapping, Optional
 
-STATUSES = ("completed", "diverged", "failed", "pruned", "preempted", "running")
+from ablate.track.record import STATUSES, RunRecord  # noqa: E402  (re-exported)
 
 
 def flatten(record: Mapping[str, Any]) -> dict:
@@ -56,7 +56,7 @@ class ResultsStore(abc.ABC):
         """Store ``record`` under ``record['run_key']`` (atomic; keeps a replaced one as an attempt)."""
 
     @abc.abstractmethod
-    def get(self, run_key: str) -> Optional[dict]:
+    def get(self, run_key: str) -> Optional[RunRecord]:
         """The record of ``run_key``, or None."""
 
     @abc.abstractmethod
@@ -76,7 +76,7 @@ class ResultsStore(abc.ABC):
         """The per-epoch metrics rows of ``run_key``."""
 
     # --- built on the abstract methods ---------------------------------------------------
-    def records(self, where: Optional[Mapping[str, Any]] = None) -> Iterator[dict]:
+    def records(self, where: Optional[Mapping[str, Any]] = None) -> Iterator[RunRecord]:
         """Records whose flattened form matches ``where`` (dotted config keys or metrics)."""
         for key in self.keys():
             rec = self.get(key)

@@ -5,6 +5,7 @@ import copy
 import threading
 from typing import Any, Mapping, Optional
 
+from ablate.track.record import RunRecord
 from ablate.track.store._base import ResultsStore
 
 
@@ -18,7 +19,7 @@ class InMemoryStore(ResultsStore):
         self._lock = threading.Lock()
 
     def put(self, record: Mapping[str, Any]) -> None:
-        rec = copy.deepcopy(dict(record))
+        rec = copy.deepcopy(RunRecord.from_dict(record).to_dict())
         key = rec["run_key"]
         with self._lock:
             old = self._records.get(key)
@@ -26,10 +27,10 @@ class InMemoryStore(ResultsStore):
                 self._attempts.setdefault(key, []).append(old)
             self._records[key] = rec
 
-    def get(self, run_key: str) -> Optional[dict]:
+    def get(self, run_key: str) -> Optional[RunRecord]:
         with self._lock:
             rec = self._records.get(run_key)
-            return copy.deepcopy(rec) if rec is not None else None
+            return RunRecord.from_dict(copy.deepcopy(rec)) if rec is not None else None
 
     def keys(self) -> list[str]:
         with self._lock:

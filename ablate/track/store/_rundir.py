@@ -9,16 +9,106 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-from ablate.io import append_jsonl, atomic_write, read_json, read_jsonl, write_json
+from ablate.io import append_jsonl, atomic_write, read_json, read_jsonl, torch_save, write_json
+from ablate.track.lock import RunLock
+from ablate.track.record import RunRecord
 from ablate.track.store._base import ResultsStore, matches
 
 RESULT = "result.json"
 METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+CONFIG = ".hydra/config.yaml"
+LOG = "train.log"
+REPLACED = "_replaced"  # force=true keeps the previous run dir here
 INDEX = ".index.json"   # rebuildable cache of every record (see RunDirStore._read_all)
 INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Every path of one run dir, and the writes that keep them safe.
+
+    ``result.json`` (the record, written by the store's ``put``), ``metrics.jsonl`` (one fsynced
+    line per epoch), ``checkpoint.pt`` (atomic: temporary file + rename), ``.hydra/config.yaml``
+    (the resolved config), ``train.log``, and the lock ``<runs_dir>/.<run_key>.lock``.
+    """
+
+    dir: Path
+
+    @property
+    def key(self) -> str:
+        return self.dir.name
+
+    @property
+    def result(self) -> Path:
+        return self.dir / RESULT
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / METRICS
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / CHECKPOINT
+
+    @property
+    def config(self) -> Path:
+        return self.dir / CONFIG
+
+    @property
+    def log(self) -> Path:
+        return self.dir / LOG
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir.parent / f".{self.dir.name}.lock"
+
+    def lock(self) -> RunLock:
+        """Hold the run's lock (``RunLocked`` if a live process holds it)."""
+        return RunLock(self.lock_path)
+
+    def create(self, config: Mapping[str, Any]) -> None:
+        """Make the run dir and write its resolved config."""
+        from omegaconf import OmegaConf
+
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(dict(config)), self.config)
+
+    def append_metrics(self, row: Mapping[str, Any]) -> None:
+        append_jsonl(self.metrics, dict(row))
+
+    def rewrite_metrics(self, rows: list[Mapping[str, Any]]) -> None:
+        """Replace the per-epoch rows (a resume drops rows written after the last checkpoint)."""
+        atomic_write(self.metrics, lambda fh: fh.writelines(json.dumps(dict(r), sort_keys=True) + "\n" for r in rows))
+
+    def read_metrics(self) -> list[dict]:
+        return read_jsonl(self.metrics)
+
+    def save_checkpoint(self, state: Mapping[str, Any]) -> None:
+        torch_save(self.checkpoint, dict(state))
+
+    def load_checkpoint(self, map_location: Any = "cpu") -> Optional[dict]:
+        """The checkpoint (our own file: model, optimizer and RNG state), or None."""
+        if not self.checkpoint.exists():
+            return None
+        import torch
+
+        return torch.load(self.checkpoint, map_location=map_location, weights_only=False)
+
+    def set_aside(self) -> Optional[Path]:
+        """``force=true``: move the run dir to ``<runs_dir>/_replaced/<key>-<time>``, never delete it."""
+        if not self.dir.exists():
+            return None
+        from datetime import datetime
+
+        dest = self.dir.parent / REPLACED / f"{self.key}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.dir, dest)
+        return dest
 
 
 class RunDirStore(ResultsStore):
@@ -30,12 +120,17 @@ class RunDirStore(ResultsStore):
     def run_dir(self, run_key: str) -> Path:
         return self.root / run_key
 
+    def files(self, run_key: str) -> RunFiles:
+        """The paths and file operations of one run dir (the trainer writes through these)."""
+        return RunFiles(self.run_dir(run_key))
+
     def put(self, record: Mapping[str, Any]) -> None:
+        record = RunRecord.from_dict(record).to_dict()
         key = record["run_key"]
         path = self.run_dir(key) / RESULT
         if path.exists():
             old = read_json(path)
-            if old == json.loads(json.dumps(dict(record), default=str)):
+            if old == json.loads(json.dumps(record, default=str)):
                 return
             adir = path.parent / "attempts"
             adir.mkdir(parents=True, exist_ok=True)
@@ -43,10 +138,10 @@ class RunDirStore(ResultsStore):
             os.replace(path, adir / f"result-{n:03d}.json")
         write_json(path, dict(record))
 
-    def get(self, run_key: str) -> Optional[dict]:
+    def get(self, run_key: str) -> Optional[RunRecord]:
         path = self.run_dir(run_key) / RESULT
         try:
-            return read_json(path)
+            return RunRecord.from_dict(read_json(path))
         except FileNotFoundError:
             return None
 
@@ -63,7 +158,7 @@ class RunDirStore(ResultsStore):
         """
         for rec in self._read_all():
             if not where or matches({k: _lookup(rec, k) for k in where}, where):
-                yield rec
+                yield RunRecord.from_dict(rec)
 
     def _read_all(self) -> list[dict]:
         """Every record, through ``<root>/.index.json``: a rebuildable cache of the records
@@ -124,10 +219,10 @@ class RunDirStore(ResultsStore):
         return [read_json(p) for p in sorted(adir.glob("result-*.json"))]
 
     def append_metrics(self, run_key: str, row: Mapping[str, Any]) -> None:
-        append_jsonl(self.run_dir(run_key) / METRICS, dict(row))
+        self.files(run_key).append_metrics(row)
 
     def metrics(self, run_key: str) -> list[dict]:
-        return read_jsonl(self.run_dir(run_key) / METRICS)
+        return self.files(run_key).read_metrics()
 
 
 def _lookup(record: Mapping[str, Any], dotted: str) -> Any:

@@ -26,6 +26,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from ablate.track.record import METRICS, RunRecord
 from ablate.track.store._base import ResultsStore
 
 _HEADER = b":W&B"
@@ -33,7 +34,7 @@ _BLOCK = 32 * 1024
 _CHUNK_HEADER = 7  # crc32 (4) + length (2) + type (1), little-endian
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 RUN_KEY = re.compile(r"^[0-9a-f]{12}$")
-SUMMARY_KEYS = ("status", "top1", "top5", "loss", "params", "madds", "latency_ms", "seconds", "epochs")
+SUMMARY_KEYS = ("status", *METRICS)  # what the mirror writes as the run summary
 # W&B run states -> ablate statuses, used only when the summary has no "status".
 STATES = {"finished": "completed", "crashed": "failed", "failed": "failed", "killed": "failed", "running": "running"}
 
@@ -118,7 +119,7 @@ def parse_offline_run(path: str | Path) -> dict:
 def to_record(name: Optional[str], group: Optional[str], config: Mapping, summary: Mapping,
               state: Optional[str]) -> dict:
     """An ablate run record from a W&B run's name, group, config and summary."""
-    from ablate.train.runkey import run_key
+    from ablate.track.runkey import run_key
 
     config = {k: v for k, v in dict(config).items() if not str(k).startswith("_")}
     key = name if name and RUN_KEY.match(name) else run_key(config)
@@ -182,9 +183,9 @@ class WandbStore(ResultsStore):
     def append_metrics(self, run_key: str, row: Mapping[str, Any]) -> None:
         raise PermissionError(f"WandbStore({self.source!r}) is a read-only import; write runs to a RunDirStore")
 
-    def get(self, run_key: str) -> Optional[dict]:
+    def get(self, run_key: str) -> Optional[RunRecord]:
         rec = self._load().get(run_key)
-        return copy.deepcopy(rec) if rec is not None else None
+        return RunRecord.from_dict(copy.deepcopy(rec)) if rec is not None else None
 
     def keys(self) -> list[str]:
         return sorted(self._load())
