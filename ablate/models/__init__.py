@@ -1,6 +1,9 @@
-"""ablate.models: attention zoo, backbones, insertion, and complexity counting (imports only torch)."""
+"""ablate.models: attention zoo, backbones, insertion, and complexity counting (imports only torch).
 
-from ablate.models import attention, backbones  # noqa: F401  (registers everything)
+Attention kinds and backbones register themselves: the registries (``registry.ATTENTION``,
+``registry.BACKBONES``) import ``ablate.models.attention`` and ``ablate.models.backbones`` on first use.
+"""
+
 from ablate.models.complexity import count_madds, count_params, profile_model
 from ablate.models.insert import PlanEntry, insert_attention, insertion_plan
 from ablate.models.registry import (

@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ablate.errors import ConfigError
+
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters, all of them (BN affine included, buffers excluded)."""
@@ -74,7 +76,7 @@ def profile_model(
     """
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"invalid device {device!r}; allowed: cpu (CUDA is not available)")
+        raise ConfigError(f"invalid device {device!r}; allowed: cpu (CUDA is not available)")
     model = model.to(dev).eval()
     params, madds = count_params(model), count_madds(model, input_size)
     return {"params": params, "madds": madds,
@@ -85,7 +87,7 @@ def measure_latency(model: nn.Module, input_size: Sequence[int], *, threads: Opt
                     device: "str | torch.device" = "cpu", repeats: int = 20, warmup: int = 5) -> float:
     """Median batch-1 forward time in milliseconds (eval mode, inference mode)."""
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"invalid repeats {repeats!r} / warmup {warmup!r}; allowed: repeats >= 1, warmup >= 0")
+        raise ConfigError(f"invalid repeats {repeats!r} / warmup {warmup!r}; allowed: repeats >= 1, warmup >= 0")
     dev = torch.device(device)
     model.eval()
     old_threads = torch.get_num_threads()

@@ -1,18 +1,20 @@
-"""Where attention goes: the stage selector and the explicit per-block insertion plan.
+"""Where attention goes: the explicit per-block insertion plan, and insertion into any network.
 
 A block that can hold attention exposes ``attn`` (``nn.Identity`` when empty), ``block_index``,
 ``stage_index``, ``attn_position`` and ``attn_channels``; ``insertion_plan`` reads those, so the
 CLI can print exactly what a config builds and tests can compare it with the paper (MBv2: the 16
-blocks with expand_ratio != 1).
+blocks with expand_ratio != 1). Stage selection (``stages=``) is the backbones' own
+(``backbones/_common.select_stages``).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Sequence, Union
 
 from torch import nn
 
-StagesSpec = Union[None, str, int, Sequence[int]]
+from ablate.errors import ConfigError, check_choice
+from ablate.models.registry import AttentionFactory, attention_kind_of, create_model, parse_attention
 
 
 class PlanEntry(NamedTuple):
@@ -25,36 +27,11 @@ class PlanEntry(NamedTuple):
     kind: str
 
 
-def select_stages(stages: StagesSpec, num_stages: int) -> frozenset:
-    """Resolve a stages spec to a set of stage indices.
-
-    ``None`` or ``"all"``: every stage; ``"last:k"``: the last k stages; an int or a list of ints:
-    those stages (0-based rows of the backbone's stage table; negatives count from the end).
-    """
-    allowed_msg = f"allowed: 'all', 'last:k' (1 <= k <= {num_stages}), or indices in [0, {num_stages - 1}]"
-    if stages is None or stages == "all":
-        return frozenset(range(num_stages))
-    if isinstance(stages, str):
-        head, _, k = stages.partition(":")
-        if head == "last" and k.isdigit() and 1 <= int(k) <= num_stages:
-            return frozenset(range(num_stages - int(k), num_stages))
-        raise ValueError(f"unknown stages {stages!r}; {allowed_msg}")
-    items = [stages] if isinstance(stages, int) else list(stages)
-    out = set()
-    for s in items:
-        if isinstance(s, bool) or not isinstance(s, int) or not -num_stages <= s < num_stages:
-            raise ValueError(f"unknown stage {s!r} in stages {stages!r}; {allowed_msg}")
-        out.add(s % num_stages)
-    return frozenset(out)
-
-
 def insertion_plan(model: Union[nn.Module, str], include_empty: bool = False, **create_kwargs) -> list:
     """The per-block attention plan of a model (or of ``create_model(name, **create_kwargs)``).
 
     Returns a list of ``PlanEntry`` for every slot holding attention (all slots if ``include_empty``).
     """
-    from ablate.models.registry import attention_kind_of, create_model
-
     if isinstance(model, str):
         model = create_model(model, **create_kwargs)
     plan = []
@@ -71,15 +48,6 @@ def format_plan(plan: Sequence[PlanEntry]) -> str:
     lines = ["block  stage  position         channels  kind"]
     lines += [f"{e.block_index:>5}  {e.stage:>5}  {e.position:<15}  {e.channels:>8}  {e.kind}" for e in plan]
     return "\n".join(lines)
-
-
-def check_width_channels(c: int, width: float, stage: int, name: str) -> None:
-    """Raise if ``width`` scales a stage of ``c`` channels below one channel (before rounding)."""
-    if c * width < 1:
-        raise ValueError(
-            f"invalid width {width!r}: stage {stage} of {name} ({c} channels) rounds to zero channels; "
-            f"allowed: width >= {1 / c:.4g}"
-        )
 
 
 # --- Generic insertion into arbitrary nn.Module trees (torchvision, timm, your own nets) ---
@@ -110,7 +78,7 @@ def _in_channels(m: nn.Module) -> int:
             return sub.in_channels
         if isinstance(sub, nn.Linear):
             return sub.in_features
-    raise ValueError(f"cannot infer the channels of {type(m).__name__}; allowed: SE modules with a Conv2d or Linear")
+    raise ConfigError(f"cannot infer the channels of {type(m).__name__}; allowed: SE modules with a Conv2d or Linear")
 
 
 def insert_attention(model: nn.Module, attention, where: str = "replace_se") -> list:
@@ -128,13 +96,10 @@ def insert_attention(model: nn.Module, attention, where: str = "replace_se") -> 
     Returns:
         The dotted names of the modules that now hold attention.
     """
-    from ablate.models.layers import check_choice
-    from ablate.models.registry import AttentionFactory, parse_attention
-
-    check_choice("where", where, WHERE)
+    check_choice("where", where, sorted(WHERE))
     kind, knobs = parse_attention(attention)
     factory = AttentionFactory(kind, knobs)
-    factory(64)  # validate knobs first
+    factory.validate()  # every knob first
     named = list(model.named_modules())
     done = []
     if where == "replace_se":
@@ -164,6 +129,6 @@ def insert_attention(model: nn.Module, attention, where: str = "replace_se") -> 
                 setattr(parent, keys[i], nn.Sequential(parent._modules[keys[i]], attn))
                 done.append(f"{parent_name}.{keys[i]}" if parent_name else keys[i])
     if not done:
-        raise ValueError(f"no insertion point for where {where!r} in {type(model).__name__}; "
+        raise ConfigError(f"no insertion point for where {where!r} in {type(model).__name__}; "
                          f"allowed: {', '.join(WHERE)} (SE-like modules / depthwise convs must exist)")
     return done

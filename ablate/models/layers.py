@@ -10,6 +10,8 @@ from typing import Callable, Optional, Type, Union
 
 from torch import nn
 
+from ablate.errors import ConfigError, allowed, check_choice
+
 LayerSpec = Union[str, Type[nn.Module], Callable[..., nn.Module]]
 
 _ACTS: dict[str, Type[nn.Module]] = {
@@ -30,25 +32,13 @@ _NORMS: dict[str, Type[nn.Module]] = {
 }
 
 
-def allowed(names) -> str:
-    """Comma-separated sorted names, for one-line error messages."""
-    return ", ".join(sorted(names))
-
-
-def check_choice(what: str, value, choices) -> None:
-    """Raise ``ValueError("unknown <what> '<value>'; allowed: ...")`` unless ``value`` is in ``choices``."""
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; allowed: {allowed(choices)}")
-
-
 def _resolve(what: str, table: dict, spec: LayerSpec, choices: Optional[tuple] = None):
     if isinstance(spec, str):
-        names = choices if choices is not None else tuple(table)
-        check_choice(what, spec, names)
+        check_choice(what, spec, sorted(choices if choices is not None else table))
         return table[spec]
     if callable(spec):
         return spec
-    raise ValueError(f"unknown {what} {spec!r}; allowed: {allowed(choices or table)} or an nn.Module class")
+    raise ConfigError(f"unknown {what} {spec!r}; allowed: {allowed(sorted(choices or table))} or an nn.Module class")
 
 
 def get_act_layer(

@@ -5,6 +5,7 @@ import io
 import pytest
 import torch
 
+from ablate.errors import ConfigError
 from ablate.models import create_model, insertion_plan, list_attention, list_models
 from ablate.models.registry import get_backbone
 
@@ -69,17 +70,17 @@ def test_official_slot_counts(name, blocks):
     (dict(stages=[42]), "42", "'last:k'"),
 ])
 def test_invalid_combinations(name, call, bad, allowed):
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(ConfigError) as e:
         create_model(name, **call)
     msg = str(e.value)
     assert "\n" not in msg and bad in msg and allowed in msg and "allowed" in msg, msg
 
 
 def test_position_a_backbone_lacks():
-    with pytest.raises(ValueError, match=r"unknown position for mobilenext 'after_project'; allowed: after_depthwise"):
+    with pytest.raises(ConfigError, match=r"unknown position for mobilenext 'after_project'; allowed: after_depthwise"):
         create_model("mobilenext", position="after_project")
 
 
 def test_unknown_model_lists_known():
-    with pytest.raises(ValueError, match=r"unknown model 'resnet50'; allowed: efficientnet_b0, mobilenet_v2, "):
+    with pytest.raises(ConfigError, match=rf"unknown model 'resnet50'; allowed: {', '.join(list_models())}$"):
         create_model("resnet50")

@@ -7,8 +7,11 @@ import torch
 import yaml
 from torch import nn
 
+from ablate.errors import ConfigError
 from ablate.models import count_params, create_model, insert_attention, insertion_plan, profile_model
 from ablate.models.attention import CoordAttention, SqueezeExcite
+from ablate.models.backbones.blocks import InvertedResidual, SandglassBlock
+from ablate.models.slot import Slot
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -65,11 +68,11 @@ def test_after_depthwise_on_hand_built_net():
 
 
 def test_insert_bad_input():
-    with pytest.raises(ValueError, match=r"unknown where 'inside'; allowed: after_depthwise, replace_se"):
+    with pytest.raises(ConfigError, match=r"unknown where 'inside'; allowed: after_depthwise, replace_se"):
         insert_attention(tiny_net(), "ca", where="inside")
-    with pytest.raises(ValueError, match=r"no insertion point for where 'replace_se' in Sequential"):
+    with pytest.raises(ConfigError, match=r"no insertion point for where 'replace_se' in Sequential"):
         insert_attention(nn.Sequential(nn.Conv2d(3, 4, 1)), "ca")
-    with pytest.raises(ValueError, match=r"unknown attention kind 'foo'"):
+    with pytest.raises(ConfigError, match=r"unknown attention kind 'foo'"):
         insert_attention(tiny_net(), "foo")
 
 
@@ -105,6 +108,35 @@ def test_efficientnet_se_is_plain_efficientnet():
     assert count_params(from_yaml) == 5_288_548 and isinstance(from_yaml.features[1].attn.act, nn.SiLU)
     r16 = create_model("efficientnet_b0", attention={"kind": "se", "reduction": 16, "act": "relu"})
     assert r16.features[2].attn.fc1.out_channels == max(8, 96 // 16) and isinstance(r16.features[2].attn.act, nn.ReLU)
+    own = create_model("efficientnet_b0", attention={"kind": "se", "mid_channels": 5})
+    assert {s.fc1.out_channels for s in own.modules() if isinstance(s, SqueezeExcite)} == {5}
+    assert isinstance(own.features[1].attn.act, nn.SiLU)  # the backbone's act still applies
+
+
+class _RecordingFactory:
+    """A factory speaking the slot protocol: records the slots it fills."""
+
+    def __init__(self):
+        self.slots = []
+
+    def for_slot(self, slot):
+        self.slots.append(slot)
+        return nn.Identity()
+
+
+@pytest.mark.parametrize("block, slot", [
+    (lambda f, p: InvertedResidual(16, 24, 2, 6, f, p), Slot(96, 16, 24, "after_depthwise")),  # expanded: 16 * 6
+    (lambda f, p: InvertedResidual(16, 24, 2, 6, f, p), Slot(24, 16, 24, "after_project")),
+    (lambda f, p: SandglassBlock(32, 32, 1, 6, False, f, p), Slot(32, 32, 32, "after_depthwise")),
+    (lambda f, p: SandglassBlock(32, 64, 2, 6, False, f, p), Slot(64, 32, 64, "post_add")),
+])
+def test_blocks_describe_their_slot(block, slot):
+    """A block hands its factory the whole slot; a plain ``channels -> module`` callable gets the channels."""
+    factory = _RecordingFactory()
+    b = block(factory, slot.position)
+    assert factory.slots == [slot] and b.attn_channels == slot.channels
+    plain = block(lambda c: SqueezeExcite(c), slot.position)
+    assert isinstance(plain.attn, SqueezeExcite) and plain.attn.fc1.in_channels == slot.channels
 
 
 def test_efficientnet_attention_in_every_block():
@@ -124,7 +156,7 @@ def test_profile_model():
     out = profile_model(m, (1, 3, 24, 24), threads=1, device="cpu", repeats=3, warmup=1)
     assert out["params"] == count_params(m) and out["madds"] > 0 and out["latency_ms"] > 0
     assert torch.get_num_threads() == 1  # the conftest's setting is restored
-    with pytest.raises(ValueError, match="repeats"):
+    with pytest.raises(ConfigError, match="repeats"):
         profile_model(m, (1, 3, 24, 24), repeats=0)
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ablate.errors import ConfigError
 from ablate.models.layers import make_divisible
 
 
 def check_positive(name: str, value, integer: bool = True) -> None:
-    """Raise a one-line ValueError unless ``value`` is a positive int (or number)."""
+    """Raise a one-line ``ConfigError`` unless ``value`` is a positive int (or number)."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
         what = "an integer" if integer else "a number"
-        raise ValueError(f"invalid {name} {value!r}; allowed: {what} > 0")
+        raise ConfigError(f"invalid {name} {value!r}; allowed: {what} > 0")
 
 
 def mid_channels(

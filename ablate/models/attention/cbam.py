@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ablate.errors import ConfigError
 from ablate.models.attention._common import check_positive, mid_channels as _mid
 from ablate.models.layers import LayerSpec, get_act_layer, get_norm_layer
 from ablate.models.registry import register_attention
@@ -50,9 +51,13 @@ class SpatialAttn(nn.Module):
         self.bn = get_norm_layer(norm)(1)
         self.gate = get_act_layer(gate, ("sigmoid", "hsigmoid"), what="gate")()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def gate_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial gate (N, 1, H, W) that ``forward`` multiplies ``x`` by."""
         s = torch.cat([x.max(1, keepdim=True)[0], x.mean(1, keepdim=True)], dim=1)  # CBAM code ChannelPool
-        return x * self.gate(self.bn(self.conv(s)))
+        return self.gate(self.bn(self.conv(s)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate_map(x)
 
 
 @register_attention("cbam")
@@ -89,7 +94,7 @@ class CBAM(nn.Module):
         super().__init__()
         check_positive("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
-            raise ValueError(f"invalid kernel_size {kernel_size}; allowed: an odd integer > 0")
+            raise ConfigError(f"invalid kernel_size {kernel_size}; allowed: an odd integer > 0")
         mid = _mid(channels, reduction, min_mid, divisor, override=mid_channels)
         self.channel = ChannelAttn(channels, mid, act, gate, bias)
         self.spatial = SpatialAttn(kernel_size, norm, gate)
@@ -101,3 +106,9 @@ class CBAM(nn.Module):
     def gating_madds(shape) -> int:
         """Element-wise multiplies: channel gate C*H*W + spatial gate C*H*W."""
         return int(2 * shape[1] * shape[2] * shape[3])
+
+    map_title = "spatial gate"
+
+    def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial gate (N, H, W) this module applies to its input ``x`` (after its channel gate)."""
+        return self.spatial.gate_map(self.channel(x))[:, 0]

@@ -24,9 +24,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ablate.errors import ConfigError, check_choice
 from ablate.models.attention._common import mid_channels as _mid
 from ablate.models.attention.fused import coord_gate, strip_means
-from ablate.models.layers import LayerSpec, check_choice, get_act_layer, get_norm_layer
+from ablate.models.layers import LayerSpec, get_act_layer, get_norm_layer
 from ablate.models.registry import register_attention
 
 BRANCHES = ("hw", "h", "w")
@@ -84,10 +85,10 @@ class CoordAttention(nn.Module):
         shared_transform: bool = True,
     ):
         super().__init__()
-        check_choice("branches", branches, BRANCHES)
-        check_choice("pool", pool, POOLS)
+        check_choice("branches", branches, sorted(BRANCHES))
+        check_choice("pool", pool, sorted(POOLS))
         if not isinstance(shared_transform, bool):
-            raise ValueError(f"invalid shared_transform {shared_transform!r}; allowed: false, true")
+            raise ConfigError(f"invalid shared_transform {shared_transform!r}; allowed: false, true")
         act_cls = get_act_layer(act, CA_ACTS if isinstance(act, str) else None)
         gate_cls = get_act_layer(gate, GATES if isinstance(gate, str) else None, what="gate")
         norm_cls = get_norm_layer(norm)
@@ -114,12 +115,13 @@ class CoordAttention(nn.Module):
         conv, bn = getattr(self, "conv1" + suffix), getattr(self, "bn1" + suffix)
         return self.act(bn(conv(y)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _gates(self, x: torch.Tensor) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """(a_h (N,C,H,1) or None, a_w (N,C,1,W) or None): the gates of the branches this module has."""
         h, w = x.shape[2], x.shape[3]
         if self.branches == "h":
-            return x * self.gate(self.conv_h(self._transform(_strip_pool(x, 3, self.pool))))
+            return self.gate(self.conv_h(self._transform(_strip_pool(x, 3, self.pool)))), None
         if self.branches == "w":
-            return x * self.gate(self.conv_w(self._transform(_strip_pool(x, 2, self.pool))))
+            return None, self.gate(self.conv_w(self._transform(_strip_pool(x, 2, self.pool))))
         if self.pool == "avg":  # both strip means in one autograd node (ablate/models/attention/fused.py)
             x_h, x_w = strip_means(x)
         else:
@@ -131,11 +133,39 @@ class CoordAttention(nn.Module):
             y_h, y_w = self._transform(x_h, "_h"), self._transform(x_w, "_w")
         a_h = self.gate(self.conv_h(y_h))  # (N, C, H, 1)
         a_w = self.gate(self.conv_w(y_w.transpose(2, 3)))  # (N, C, 1, W)
+        return a_h, a_w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a_h, a_w = self._gates(x)
+        if a_w is None:
+            return x * a_h
+        if a_h is None:
+            return x * a_w
         return coord_gate(x, a_h, a_w)  # x * a_w * a_h without the full-size intermediate
 
     def gating_madds(self, shape) -> int:
         """Element-wise multiplies: 2*C*H*W for ``x * a_w * a_h``, C*H*W with one branch."""
         return int(len(self.branches) * shape[1] * shape[2] * shape[3])
+
+    map_title = "a_h × a_w"
+
+    def strip_gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a_h (N,C,H,1), a_w (N,C,1,W)) that ``forward`` multiplies ``x`` by; a branch this module
+        does not have is all ones (``x * a_h`` is ``x * a_h * 1``)."""
+        a_h, a_w = self._gates(x)
+        n, c, h, w = x.shape
+        return (a_h if a_h is not None else x.new_ones(n, c, h, 1),
+                a_w if a_w is not None else x.new_ones(n, c, 1, w))
+
+    def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial gating (N, H, W) applied to ``x``, averaged over channels: mean_c(a_h * a_w)."""
+        a_h, a_w = self.strip_gates(x)
+        return (a_h * a_w).mean(1)
+
+    def map_parts(self, x: torch.Tensor) -> dict:
+        """The pieces of the map for a figure: ``a_h`` (N,C,H,1) and ``a_w`` (N,C,1,W)."""
+        a_h, a_w = self.strip_gates(x)
+        return {"a_h": a_h, "a_w": a_w}
 
 
 @register_attention("ca_timm")

@@ -68,3 +68,9 @@ class SqueezeExcite(nn.Module):
     def gating_madds(shape) -> int:
         """Element-wise multiplies of ``x * gate``: C*H*W per sample (docs/design.md, counting like the paper)."""
         return int(shape[1] * shape[2] * shape[3])
+
+    map_title = None
+
+    def spatial_map(self, x: torch.Tensor) -> None:
+        """SE gates channels only (one weight per channel): it has no spatial map."""
+        return None

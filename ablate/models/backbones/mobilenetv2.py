@@ -1,6 +1,7 @@
 """MobileNetV2 (Sandler et al., CVPR 2018) with an attention slot in every inverted residual.
 
-torchvision style (torchvision/models/mobilenetv2.py): one block class, one net class, builders.
+torchvision style (torchvision/models/mobilenetv2.py): one net class and its builders; the block,
+``InvertedResidual``, is in ``blocks.py`` (re-exported here).
 Follows the official CA code (houqb/CoordAttention ``mbv2_ca.py``): attention after the
 depthwise 3x3-BN-ReLU6 and before the linear projection, in every block whose expand_ratio != 1
 (16 blocks), classifier dropout 0.1 (torchvision uses 0.2), channels ``make_divisible(c * w, 8)``,
@@ -13,17 +14,20 @@ instead of 1x1.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Type
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from ablate.models.backbones._common import POSITIONS_IR, ConvBNAct, DropPath, classifier, init_weights
-from ablate.models.insert import check_width_channels, select_stages
-from ablate.models.layers import check_choice, make_divisible
+from ablate.errors import check_choice
+from ablate.models.backbones._common import (
+    AttnLayer, ConvBNAct, StageRow, build_stages, classifier, init_weights, plan_stages, stem_conv,
+)
+from ablate.models.backbones.blocks import POSITIONS_IR, InvertedResidual
+from ablate.models.layers import make_divisible
 from ablate.models.registry import register_backbone
 
-AttnLayer = Optional[Callable[..., nn.Module]]
+__all__ = ["InvertedResidual", "MBV2_CFG", "MobileNetV2", "TINY_CFG", "mobilenet_v2", "mobilenet_v2_tiny"]
 
 MBV2_CFG = [
     # t, c, n, s
@@ -48,63 +52,15 @@ TINY_CFG = [
 ]
 
 
-class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand (``expand``) -> 3x3 depthwise (``dw``) -> 1x1 linear (``project``).
-
-    Always owns ``self.attn`` (``nn.Identity`` when off), applied at ``position``:
-    ``after_expand``, ``after_depthwise`` (official CA), ``after_project`` or ``post_add``
-    (on the block output, after the residual add when there is one).
-
-    Args:
-        inp, oup: input/output channels.
-        stride: depthwise stride (1 or 2).
-        expand_ratio: t; hidden = round(inp * t), no expansion conv when t == 1.
-        attn_layer: ``channels -> nn.Module`` factory, or None for no attention.
-        position: one of ``POSITIONS_IR``.
-        kernel_size: depthwise kernel (3; EfficientNet also 5).
-        act_layer: activation class (ReLU6; EfficientNet SiLU).
-        drop_path: stochastic-depth rate on the residual branch (0; EfficientNet > 0).
-    """
-
-    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: float,
-                 attn_layer: AttnLayer = None, position: str = "after_depthwise", *,
-                 kernel_size: int = 3, act_layer: Type[nn.Module] = nn.ReLU6, drop_path: float = 0.0):
-        super().__init__()
-        if stride not in (1, 2):
-            raise ValueError(f"invalid stride {stride!r}; allowed: 1, 2")
-        check_choice("position", position, POSITIONS_IR)
-        hidden = int(round(inp * expand_ratio))
-        self.use_res = stride == 1 and inp == oup
-        self.expand = ConvBNAct(inp, hidden, 1, act=act_layer) if expand_ratio != 1 else nn.Identity()  # pw
-        self.dw = ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, act=act_layer)  # dw
-        self.project = ConvBNAct(hidden, oup, 1, act=None)  # pw-linear
-        self.drop_path = DropPath(drop_path) if self.use_res and drop_path > 0 else nn.Identity()
-        self.attn_position = position
-        self.attn_channels = hidden if position in ("after_expand", "after_depthwise") else oup
-        self.attn = attn_layer(self.attn_channels) if attn_layer is not None else nn.Identity()
-        self.block_index = self.stage_index = -1  # set by the net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = self.attn_position
-        y = self.expand(x)
-        y = self.attn(y) if pos == "after_expand" else y
-        y = self.dw(y)
-        y = self.attn(y) if pos == "after_depthwise" else y
-        y = self.project(y)
-        y = self.attn(y) if pos == "after_project" else y
-        y = x + self.drop_path(y) if self.use_res else y
-        return self.attn(y) if pos == "post_add" else y
-
-
 class MobileNetV2(nn.Module):
     """MobileNetV2 with attention slots (official rule: every block with expand_ratio != 1).
 
     Args:
         num_classes: classifier outputs.
         width: width multiplier (channels ``make_divisible(c * width, 8)``).
-        attn_layer: ``channels -> nn.Module`` factory for the attention slots (None: none).
-        position: attention position inside the block (see ``InvertedResidual``).
-        stages: stages that get attention (``insert.select_stages``): None/"all", list, "last:k".
+        attn_layer: attention factory for the slots (``slot.fill_slot``; None: none).
+        position: attention position inside the block (see ``blocks.InvertedResidual``).
+        stages: stages that get attention (``_common.select_stages``): None/"all", list, "last:k".
         stem: ``imagenet`` (first conv stride 2) or ``small`` (32x32: first conv and stage 1 stride 1).
         dropout: classifier dropout (0.1: official CA mbv2_ca.py; torchvision 0.2).
         cfg: the stage table (``# t, c, n, s``).
@@ -119,24 +75,14 @@ class MobileNetV2(nn.Module):
                  name: str = "mobilenet_v2", in_chans: int = 3):
         super().__init__()
         check_choice("stem", stem, ("imagenet", "small"))
-        check_choice(f"position for {name}", position, POSITIONS_IR)
-        chosen = select_stages(stages, len(cfg))
-        for i, (_, c, _, _) in enumerate(cfg):
-            check_width_channels(c, width, i, name)
+        check_choice(f"position for {name}", position, sorted(POSITIONS_IR))
+        plan = plan_stages([StageRow(*row) for row in cfg], name=name, width=width, stem=stem, stages=stages,
+                           small_stride1=1, eligible=lambda row: row.t != 1)  # mbv2_ca.py: CA only where t != 1
         inp = make_divisible(stem_channels * width, 8)
-        layers: list[nn.Module] = [ConvBNAct(in_chans, inp, 3, 2 if stem == "imagenet" else 1)]
-        index = 0
-        for si, (t, c, n, s) in enumerate(cfg):
-            oup = make_divisible(c * width, 8)
-            if stem == "small" and si == 1:
-                s = 1
-            for i in range(n):
-                use_attn = t != 1 and si in chosen  # mbv2_ca.py: CA only where expand_ratio != 1
-                block = InvertedResidual(inp, oup, s if i == 0 else 1, t,
-                                         attn_layer if use_attn else None, position)
-                block.block_index, block.stage_index = index, si
-                layers.append(block)
-                inp, index = oup, index + 1
+        layers: list[nn.Module] = [stem_conv(in_chans, inp, stem)]
+        blocks, inp = build_stages(plan, inp, attn_layer, lambda a: InvertedResidual(
+            a.inp, a.oup, a.stride, a.stage.expand_ratio, a.attn_layer, position))
+        layers += blocks
         self.last_channels = make_divisible(last_channels * max(1.0, width), 8)
         layers.append(ConvBNAct(inp, self.last_channels, 1))
         self.features = nn.Sequential(*layers)

@@ -16,22 +16,21 @@ these official special cases:
 CA placement (CA paper Fig. 4b and the CA README tip): after the first depthwise 3x3, i.e. on the
 ``inp`` channels before the 1x1 reduction; a block without a first depthwise holds it at the
 same point (before the reduction). ``stem="small"``: stem stride 1 and stage 2 (c=192) stride 1.
+The block, ``SandglassBlock``, is in ``blocks.py`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Optional
-
 import torch
 from torch import nn
 
-from ablate.models.backbones._common import ConvBNAct, classifier, init_weights
-from ablate.models.insert import check_width_channels, select_stages
-from ablate.models.layers import check_choice, make_divisible
+from ablate.errors import check_choice
+from ablate.models.backbones._common import StageRow, build_stages, classifier, init_weights, plan_stages, stem_conv
+from ablate.models.backbones.blocks import POSITIONS_SG, SandglassBlock
+from ablate.models.layers import make_divisible
 from ablate.models.registry import register_backbone
 
-POSITIONS_SG = ("after_depthwise", "after_expand", "post_add")
+__all__ = ["MNEXT_CFG", "MobileNeXt", "POSITIONS_SG", "SandglassBlock", "mobilenext"]
 
 MNEXT_CFG = [
     # t, c, n, s
@@ -46,52 +45,6 @@ MNEXT_CFG = [
 ]
 
 
-class SandglassBlock(nn.Module):
-    """MobileNeXt sandglass block (``dw1``, ``reduce``, ``expand``, ``dw2``), owning ``self.attn``.
-
-    Args:
-        inp, oup: input/output channels.
-        stride: stride of the last depthwise (1 or 2).
-        expand_ratio: t; the bottleneck is inp // t (see module docstring).
-        keep_3x3: official flag for single-block stride-1 stages (full block, no residual).
-        attn_layer: ``channels -> nn.Module`` factory, or None.
-        position: ``after_depthwise`` (official CA: before the 1x1 reduction), ``after_expand``
-            (after the 1x1 expansion, before the last depthwise) or ``post_add`` (block output).
-    """
-
-    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int, keep_3x3: bool = False,
-                 attn_layer: Optional[Callable[..., nn.Module]] = None, position: str = "after_depthwise"):
-        super().__init__()
-        if stride not in (1, 2):
-            raise ValueError(f"invalid stride {stride!r}; allowed: 1, 2")
-        check_choice("position for mobilenext", position, POSITIONS_SG)
-        hidden = inp // expand_ratio
-        if hidden < oup / 6.0:
-            hidden = make_divisible(math.ceil(oup / 6.0), 16)
-        transition = inp != oup and not keep_3x3 and expand_ratio != 2
-        has_dw1 = not transition
-        has_dw2 = not (transition and stride == 1)
-        self.use_res = not transition and not keep_3x3 and expand_ratio != 2 and stride == 1
-        self.dw1 = ConvBNAct(inp, inp, 3, 1, groups=inp) if has_dw1 else nn.Identity()  # dw
-        self.reduce = ConvBNAct(inp, hidden, 1, act=None)  # pw-linear
-        self.expand = ConvBNAct(hidden, oup, 1)  # pw
-        self.dw2 = ConvBNAct(oup, oup, 3, stride, groups=oup, act=None) if has_dw2 else nn.Identity()  # dw-linear
-        self.attn_position = position
-        self.attn_channels = inp if position == "after_depthwise" else oup
-        self.attn = attn_layer(self.attn_channels) if attn_layer is not None else nn.Identity()
-        self.block_index = self.stage_index = -1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = self.attn_position
-        y = self.dw1(x)
-        y = self.attn(y) if pos == "after_depthwise" else y
-        y = self.expand(self.reduce(y))
-        y = self.attn(y) if pos == "after_expand" else y
-        y = self.dw2(y)
-        y = x + y if self.use_res else y
-        return self.attn(y) if pos == "post_add" else y
-
-
 class MobileNeXt(nn.Module):
     """MobileNeXt with attention slots in every sandglass block (``stages`` selects stages).
 
@@ -104,23 +57,16 @@ class MobileNeXt(nn.Module):
                  in_chans: int = 3):
         super().__init__()
         check_choice("stem", stem, ("imagenet", "small"))
-        check_choice("position for mobilenext", position, POSITIONS_SG)
-        chosen = select_stages(stages, len(MNEXT_CFG))
-        for i, (_, c, _, _) in enumerate(MNEXT_CFG):
-            check_width_channels(c, width, i, "mobilenext")
+        check_choice("position for mobilenext", position, sorted(POSITIONS_SG))
+        plan = plan_stages([StageRow(*row) for row in MNEXT_CFG], name="mobilenext", width=width, stem=stem,
+                           stages=stages, small_stride1=2,
+                           channels=lambda c: 1280 if c == 1280 and width < 1 else make_divisible(c * width, 8))
         inp = make_divisible(32 * width, 8)
-        layers: list[nn.Module] = [ConvBNAct(in_chans, inp, 3, 2 if stem == "imagenet" else 1)]
-        index = 0
-        for si, (t, c, n, s) in enumerate(MNEXT_CFG):
-            oup = 1280 if c == 1280 and width < 1 else make_divisible(c * width, 8)
-            if stem == "small" and si == 2:
-                s = 1
-            for i in range(n):
-                block = SandglassBlock(inp, oup, s if i == 0 else 1, t, i == 0 and n == 1 and s == 1,
-                                       attn_layer if si in chosen else None, position)
-                block.block_index, block.stage_index = index, si
-                layers.append(block)
-                inp, index = oup, index + 1
+        layers: list[nn.Module] = [stem_conv(in_chans, inp, stem)]
+        blocks, inp = build_stages(plan, inp, attn_layer, lambda a: SandglassBlock(
+            a.inp, a.oup, a.stride, a.stage.expand_ratio, a.first and a.stage.repeats == 1 and a.stage.stride == 1,
+            a.attn_layer, position))
+        layers += blocks
         self.features = nn.Sequential(*layers)
         self.classifier = classifier(inp, num_classes, dropout)
         init_weights(self)
