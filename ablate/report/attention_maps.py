@@ -2,15 +2,18 @@
 
 A run is reloaded from its run dir: ``.hydra/config.yaml`` gives the model, attention and data
 config, ``checkpoint.pt`` the weights (``create_model`` + ``load_state_dict``; the model code
-is never edited). Forward hooks read the maps out of one attention block, by default the last
-one whose input is at least ``MIN_SIDE`` pixels on each side (the paper visualises the last
-building block; on small inputs the last blocks are 3x3 and show nothing):
+is never edited). Attention modules are found through the attention registry (every registered
+kind but ``none``); a forward hook reads the input and output of one of them, by default the
+last one whose input is at least ``MIN_SIDE`` pixels on each side (the paper visualises the
+last building block; on small inputs the last blocks are 3x3 and show nothing). The module's
+own protocol gives the map:
 
-- CA: hooks on ``conv_h`` / ``conv_w`` capture the pre-gate strips; the module's own ``gate``
-  turns them into a_h (N,C,H,1) and a_w (N,C,1,W); the map is mean_c(a_h * a_w).
-- CBAM: the spatial gate's output (N,1,H,W), a real spatial map.
-- SE: no spatial map exists (one weight per channel), so every model also shows its block's
-  output feature map, mean_c |out|, which is what the paper compares.
+- ``spatial_map(x)`` (N,H,W): the spatial gating the module applies to its input, averaged over
+  channels, or None. CA: mean_c(a_h * a_w); CBAM: its spatial gate; SE: None (one weight per
+  channel, no spatial map). ``map_title`` names it in the figure (CA "a_h × a_w", CBAM
+  "spatial gate"); ``map_parts(x)`` adds its pieces (CA: a_h N,C,H,1 and a_w N,C,1,W).
+- Every model also shows its block's output feature map, mean_c |out|, which is what the paper
+  compares (and all SE has to show).
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from ablate.errors import ConfigError, allowed
 
 MIN_SIDE = 6
 
@@ -34,7 +39,7 @@ def load_run(run_dir: str | Path):
     cfg_path, ckpt = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoint.pt"
     for p in (cfg_path, ckpt):
         if not p.is_file():
-            raise ValueError(f"run dir {run_dir}: no {p.relative_to(run_dir)}; allowed: a run dir of a run trained with trainer.checkpoint=true")
+            raise ConfigError(f"run dir {run_dir}: no {p.relative_to(run_dir)}; allowed: a run dir of a run trained with trainer.checkpoint=true")
     cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=True)
     name, root, data_kwargs, _ = split_config(cfg["data"])
     bundle = load_dataset(name, root=root, **data_kwargs)
@@ -46,58 +51,67 @@ def load_run(run_dir: str | Path):
     return model.eval(), bundle, cfg
 
 
+def attention_kinds() -> list[str]:
+    """The registered attention kinds that hold a module (every kind but ``none``)."""
+    from ablate.models import list_attention
+
+    return [k for k in list_attention() if k != "none"]
+
+
 def _attention_modules(model) -> list[tuple[str, object, str]]:
+    """(name, module, kind) of every module of a registered attention kind, in module order."""
     from ablate.models import get_attention_cls
 
-    kinds = {k: get_attention_cls(k) for k in ("ca", "se", "cbam")}
-    return [(n, m, k) for n, m in model.named_modules() for k, cls in kinds.items() if type(m) is cls]
+    kinds = {get_attention_cls(k): k for k in attention_kinds()}
+    return [(n, m, kinds[type(m)]) for n, m in model.named_modules() if type(m) in kinds]
 
 
 def capture(model, x, block: Optional[int] = None) -> dict:
-    """Run ``x`` through ``model`` and return the maps of one attention block.
+    """Run ``x`` through ``model`` (in eval mode) and return the maps of one attention block.
 
-    Returns ``{"kind", "block", "shape", "features"}`` (N,H,W) plus ``"map"`` (N,H,W) for CA
-    (mean_c a_h*a_w; also ``a_h`` N,C,H,1 and ``a_w`` N,C,1,W) and CBAM (spatial gate);
-    ``block`` indexes the attention modules (default: the last with both sides >= MIN_SIDE).
+    Returns ``{"kind", "block", "shape", "features"}`` (features: mean_c |out|, N,H,W) plus, for a
+    module whose ``spatial_map`` is not None, ``"map"`` (N,H,W), ``"map_title"`` and the module's
+    ``map_parts`` (CA: ``a_h`` N,C,H,1 and ``a_w`` N,C,1,W); ``block`` indexes the attention
+    modules (default: the last with both sides >= MIN_SIDE).
     """
     import torch
 
     mods = _attention_modules(model)
     if not mods:
-        raise ValueError("model has no CA, SE or CBAM module; allowed: a run with attention.kind ca, se or cbam")
-    shapes: dict[str, tuple] = {}
-    handles = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(inp[0].shape)))
-               for n, m, _ in mods]
-    with torch.no_grad():
-        model(x)
-    for h in handles:
-        h.remove()
-    if block is None:
-        big = [i for i, (n, _, _) in enumerate(mods) if min(shapes[n][2:]) >= MIN_SIDE]
-        block = big[-1] if big else max(range(len(mods)), key=lambda i: np.prod(shapes[mods[i][0]][2:]))
-    elif not -len(mods) <= block < len(mods):
-        raise ValueError(f"attention block {block}; allowed: -{len(mods)} .. {len(mods) - 1}")
-    name, mod, kind = mods[block]
-    got: dict[str, torch.Tensor] = {}
-    hooks = [mod.register_forward_hook(lambda m, i, o: got.__setitem__("out", o))]
-    if kind == "ca":
-        for part in ("conv_h", "conv_w"):
-            if hasattr(mod, part):
-                hooks.append(getattr(mod, part).register_forward_hook(lambda m, i, o, p=part: got.__setitem__(p, o)))
-    elif kind == "cbam":
-        hooks.append(mod.spatial.gate.register_forward_hook(lambda m, i, o: got.__setitem__("spatial", o)))
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
-    out = {"kind": kind, "block": name, "shape": shapes[name], "features": got["out"].abs().mean(1).numpy()}
-    if kind == "ca":
-        n, c, hh, ww = shapes[name]
-        a_h = mod.gate(got["conv_h"]) if "conv_h" in got else torch.ones(n, c, hh, 1)
-        a_w = mod.gate(got["conv_w"]) if "conv_w" in got else torch.ones(n, c, 1, ww)
-        out.update(a_h=a_h.numpy(), a_w=a_w.numpy(), map=(a_h * a_w).mean(1).numpy())
-    elif kind == "cbam":
-        out["map"] = got["spatial"][:, 0].numpy()
+        raise ConfigError(f"model has no attention module; allowed: a run with attention.kind "
+                          f"{allowed(attention_kinds())}")
+    was_training = model.training
+    model.eval()
+    try:
+        shapes: dict[str, tuple] = {}
+        handles = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(inp[0].shape)))
+                   for n, m, _ in mods]
+        with torch.no_grad():
+            model(x)
+        for h in handles:
+            h.remove()
+        if block is None:
+            big = [i for i, (n, _, _) in enumerate(mods) if min(shapes[n][2:]) >= MIN_SIDE]
+            block = big[-1] if big else max(range(len(mods)), key=lambda i: np.prod(shapes[mods[i][0]][2:]))
+        elif not -len(mods) <= block < len(mods):
+            raise ConfigError(f"attention block {block}; allowed: -{len(mods)} .. {len(mods) - 1}")
+        name, mod, kind = mods[block]
+        got: dict[str, torch.Tensor] = {}
+        hook = mod.register_forward_hook(lambda m, i, o: got.update(x=i[0], out=o))
+        try:
+            with torch.no_grad():
+                model(x)
+        finally:
+            hook.remove()
+        out = {"kind": kind, "block": name, "shape": shapes[name], "features": got["out"].abs().mean(1).numpy()}
+        spatial_map, parts = getattr(mod, "spatial_map", None), getattr(mod, "map_parts", None)
+        with torch.no_grad():  # the module's own protocol, on the input it gated
+            smap = spatial_map(got["x"]) if spatial_map is not None else None
+            if smap is not None:
+                out.update(map=smap.numpy(), map_title=getattr(mod, "map_title", None) or "spatial map")
+                out.update({k: v.numpy() for k, v in (parts(got["x"]) if parts is not None else {}).items()})
+    finally:
+        model.train(was_training)
     return out
 
 
@@ -115,7 +129,7 @@ def val_inputs(bundle, n: int = 4):
 
 def plot_attention_maps(run_dirs: dict[str, str | Path], n_inputs: int = 4, block: Optional[int] = None):
     """One figure: rows = validation inputs; columns = the input, then per run (``{"CA": dir,
-    "SE": dir, "CBAM": dir}``) its map (CA, CBAM) and its block's output features."""
+    "SE": dir, "CBAM": dir}``) its spatial map when it has one (CA, CBAM) and its block's output features."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,7 +138,8 @@ def plot_attention_maps(run_dirs: dict[str, str | Path], n_inputs: int = 4, bloc
     import torch
 
     if not run_dirs:
-        raise ValueError("attention maps: no run dirs; allowed: completed CA, SE or CBAM runs with checkpoints")
+        raise ConfigError(f"attention maps: no run dirs; allowed: completed runs with checkpoints of an attention "
+                          f"kind ({allowed(attention_kinds())})")
     panels, shown, labels, names = [], None, None, None
     for title, run_dir in run_dirs.items():
         model, bundle, _ = load_run(run_dir)
@@ -135,8 +150,7 @@ def plot_attention_maps(run_dirs: dict[str, str | Path], n_inputs: int = 4, bloc
                                      align_corners=False)[:, 0].numpy()
         where = f"{cap['block']} ({cap['shape'][2]}x{cap['shape'][3]})"
         if "map" in cap:
-            what = "a_h × a_w" if cap["kind"] == "ca" else "spatial gate"
-            panels.append((f"{title}: {what}\n{where}", up(cap["map"])))
+            panels.append((f"{title}: {cap['map_title']}\n{where}", up(cap["map"])))
         panels.append((f"{title}: output features\n{where}", up(cap["features"])))
     fig, axes = plt.subplots(len(shown), len(panels) + 1, figsize=(2.1 * (len(panels) + 1), 2.1 * len(shown)),
                              squeeze=False)

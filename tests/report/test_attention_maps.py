@@ -77,3 +77,46 @@ def test_run_without_checkpoint_is_a_clear_error(home):
     rec = fake_run(["attention=ca"], 50.0, checkpoint=False)
     with pytest.raises(ValueError, match="no checkpoint.pt"):
         load_run(RunDirStore(home / "outputs" / "runs").run_dir(rec["run_key"]))
+
+
+def test_attention_runs_pick_one_run_per_kind_with_default_knobs(runs, home):
+    """Every kind present gets a panel; CA's is the run with CA's default knobs (both branches), not CA h-only."""
+    from ablate.report.html import attention_runs
+    from ablate.track.store import RunDirStore
+
+    store = RunDirStore(home / "outputs" / "runs")
+    picked = attention_runs(list(store.records()), store)
+    assert picked == {"CA": runs["ca"], "CBAM": runs["cbam"], "SE": runs["se"]}
+    assert list(picked) == sorted(picked)  # the registry's order
+
+
+def test_capture_uses_the_module_protocol_for_any_kind(monkeypatch):
+    """No kind is special-cased: ca_timm has CA's maps by inheritance, and a new kind without
+    ``spatial_map`` still shows its block's output features."""
+    import torch
+    from torch import nn
+
+    from ablate.models import create_model, list_attention, register_attention
+    from ablate.models.registry import ATTENTION
+
+    x = torch.randn(2, 3, 24, 24)
+    cap = capture(create_model("mobilenet_v2_tiny", attention="ca_timm", stem="small", num_classes=3), x)
+    assert cap["kind"] == "ca_timm" and cap["map_title"] == "a_h × a_w" and cap["a_h"].shape[-1] == 1
+    np.testing.assert_allclose(cap["map"], (cap["a_h"] * cap["a_w"]).mean(1), rtol=1e-6)
+
+    class ChannelScale(nn.Module):
+        def __init__(self, channels, *, init: float = 1.0):
+            super().__init__()
+            self.w = nn.Parameter(torch.full((1, channels, 1, 1), init))
+
+        def forward(self, inp):
+            return inp * self.w
+
+    list_attention()
+    monkeypatch.setattr(ATTENTION, "_entries", dict(ATTENTION._entries))
+    monkeypatch.setattr(ATTENTION, "_meta", dict(ATTENTION._meta))
+    register_attention("channel_scale")(ChannelScale)
+    model = create_model("mobilenet_v2_tiny", attention="channel_scale", stem="small", num_classes=3).train()
+    cap = capture(model, x)
+    assert cap["kind"] == "channel_scale" and "map" not in cap and cap["features"].shape[0] == 2
+    assert model.training  # capture puts the model back in its mode
