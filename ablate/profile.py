@@ -151,11 +151,11 @@ def _write_csv(records: list[dict], path: Path) -> None:
 
 def _sweep_table(name: str, records: list[dict], store, paths: dict) -> None:
     """Write the sweep's profile manifest and build its table spec if it has one."""
-    from ablate.io import write_json
+    from ablate.track.manifest import SweepManifest
 
-    manifest = {"sweep": name, "kind": "profile", "runs_dir": str(store.root),
-                "runs": [{"run_key": r["run_key"], "overrides": r["overrides"], "config": r["config"]} for r in records]}
-    write_json(Path(paths["sweeps_dir"]) / name / "manifest.json", manifest)
+    SweepManifest(name, "profile", runs_dir=str(store.root),
+                  runs=[{"run_key": r["run_key"], "overrides": r["overrides"], "config": r["config"]} for r in records],
+                  ).write(paths["sweeps_dir"])
     from ablate.report import list_tables
 
     if name in list_tables():

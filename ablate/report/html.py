@@ -22,6 +22,7 @@ from ablate.report.render import html_page, to_html, write_table
 from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
 from ablate.report.spec import FORMATS, PlotSpec, analysis_dir, list_tables, tables_for_sweep
 from ablate.report.table import build_table
+from ablate.track.manifest import SweepManifest
 from ablate.track.store import ResultsStore, RunDirStore
 
 log = logging.getLogger("ablate")
@@ -42,7 +43,7 @@ def known_sweeps(paths: Any) -> list[str]:
 
     named = {load_table_spec(n).sweep for n in list_tables()} - {None}
     sweeps_dir = Path(paths.sweeps_dir)
-    planned = {p.parent.name for p in sweeps_dir.glob("*/manifest.json")} if sweeps_dir.is_dir() else set()
+    planned = set(SweepManifest.launched(sweeps_dir))
     return sorted(named | planned)
 
 
@@ -52,7 +53,7 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
     paths = paths if paths is not None else project_paths()
     specs = tables_for_sweep(sweep)
     manifest = read_sweep_manifest(paths, sweep)
-    own = (manifest or {}).get("table")  # the sweep file's own `table:`, recorded at launch
+    own = manifest.table if manifest is not None else None  # the sweep file's own `table:`, recorded at launch
     if own and all(s.name != own and not own.endswith(f"/{s.name}.yaml") for s in specs):
         from ablate.report.spec import load_table_spec
 
@@ -73,7 +74,7 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
     for spec in specs or [None]:
         recs, exp = (records, expected) if spec is None else sweep_records(st, sweep, manifest, spec.where)
         if spec is not None:
-            table = build_table(spec, recs, exp, sequential=(manifest or {}).get("sequential"))
+            table = build_table(spec, recs, exp, sequential=manifest.sequential if manifest is not None else None)
             write_table(table, out_dir / "tables", formats=FORMATS)
             where = f"analysis/{spec.name}.yaml" if (Path(analysis_dir()) / f"{spec.name}.yaml").is_file() else f"{spec.name}.yaml"
             parts += [f"<h2>Table {html.escape(spec.name)} ({html.escape(where)})</h2>", to_html(table)]
@@ -82,8 +83,7 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
             parts.append("<h2>Runs</h2><p>No table spec in analysis/ names this sweep; plots only.</p>")
         for i, plot in enumerate((spec.plots if spec is not None else []) or DEFAULT_PLOTS):
             name = f"{spec.name if spec else sweep}-{i}-{plot.kind}"
-            parts.append(_figure_html(name, plot, recs, st, paths, sweep, out_dir / "plots",
-                                      (manifest or {}).get("objectives")))
+            parts.append(_figure_html(name, plot, recs, st, out_dir / "plots", manifest))
     page = html_page(f"ablate report: {sweep}", "\n".join(parts), REPORT_CSS)
     out = out_dir / "report.html"
     from ablate.io import atomic_write
@@ -96,11 +96,11 @@ def _describe(store: ResultsStore) -> str:
     return f"run dirs in {store.root}" if isinstance(store, RunDirStore) else type(store).__name__
 
 
-def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsStore, paths: Any,
-                 sweep: str, plot_dir: Path, objectives: Optional[list[str]] = None) -> str:
+def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsStore, plot_dir: Path,
+                 manifest: Optional[SweepManifest] = None) -> str:
     """Draw one plot, save PNG + PDF, and return a <figure> with the PNG inlined."""
     try:
-        fig = make_figure(plot, records, store, Path(paths.sweeps_dir) / sweep, objectives)
+        fig = make_figure(plot, records, store, manifest)
     except ValueError as exc:
         log.warning("report: plot %s skipped: %s", name, exc)
         return f"<p class=\"skipped\">Plot {html.escape(name)} not drawn: {html.escape(str(exc))}</p>"
@@ -112,31 +112,23 @@ def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsS
             f"<figcaption>{html.escape(plot.title or name)} (files: {png.name}, {pdf.name})</figcaption></figure>")
 
 
-def make_figure(plot: PlotSpec, records: list[dict], store: ResultsStore, sweep_dir: Optional[Path] = None,
-                objectives: Optional[list[str]] = None):
+def make_figure(plot: PlotSpec, records: list[dict], store: ResultsStore, manifest: Optional[SweepManifest] = None):
     """The matplotlib figure of ``plot`` over ``records`` (ValueError with the reason if it cannot be drawn)."""
     from ablate.report import plots
 
     if plot.kind == "metric_vs":
         return plots.plot_metric_vs(records, plot.x, plot.y, plot.series, plot.where, plot.title)
     if plot.kind == "pareto":
-        return plots.plot_pareto(records, plot.x or "madds", plot.y, plot.series, plot.where, plot.title, sweep_dir,
-                                 objectives or _objectives(sweep_dir))
+        study = manifest is not None and manifest.kind == "optuna"
+        return plots.plot_pareto(records, plot.x or "madds", plot.y, plot.series, plot.where, plot.title,
+                                 study_objectives=dict(zip(manifest.objectives or [], manifest.directions or []))
+                                 if study else None)
     if plot.kind == "curves":
         y = "val_top1" if plot.y == "top1" else plot.y  # metrics.jsonl names the per-epoch top-1 val_top1
         return plots.plot_curves(records, store.metrics, y, plot.series, plot.where, plot.title)
     from ablate.report.attention_maps import plot_attention_maps
 
     return plot_attention_maps(attention_runs(records, store, plot.where))
-
-
-def _objectives(sweep_dir: Optional[Path]) -> Optional[list[str]]:
-    """The objectives of an Optuna sweep (``sweeps/<name>.yaml``), to name its study's values."""
-    from ablate.sweep import list_sweeps, load_sweep
-
-    if sweep_dir is None or sweep_dir.name not in list_sweeps():
-        return None
-    return list(getattr(load_sweep(sweep_dir.name), "objectives", None) or []) or None
 
 
 def attention_runs(records: list[dict], store: ResultsStore, where: Optional[dict] = None) -> dict[str, Path]:

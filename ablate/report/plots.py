@@ -113,37 +113,14 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pts.loc[keep]
 
 
-def optuna_front(sweep_dir: Optional[Path], x: str, y: str, names: Optional[list[str]] = None) -> Optional[pd.DataFrame]:
-    """The Pareto front (``best_trials``) of a 2-objective Optuna study in ``sweep_dir``
-    (journal files) whose objectives are ``x`` and ``y``: the study's ``metric_names``, else
-    ``names`` (the sweep's ``objectives``, in order). None when there is no such study."""
-    if sweep_dir is None or not Path(sweep_dir).is_dir():
-        return None
-    files = [p for p in Path(sweep_dir).iterdir() if p.is_file() and "journal" in p.name]
-    if not files:
-        return None
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for path in files:
-        storage = JournalStorage(JournalFileBackend(str(path)))
-        for summary in optuna.get_all_study_summaries(storage):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            objs = study.metric_names or names or []
-            if len(study.directions) != 2 or set(objs) != {x, y}:
-                continue
-            rows = [dict(zip(objs, t.values)) for t in study.best_trials]
-            if rows:
-                return pd.DataFrame(rows)
-    return None
-
-
 def plot_pareto(records: Iterable[dict], x: str = "madds", y: str = "top1", series: Optional[str] = None,
-                where: Optional[dict] = None, title: str = "", sweep_dir: Optional[Path] = None,
-                objectives: Optional[list[str]] = None):
-    """``y`` vs ``x`` per run and per setting (mean), with the Pareto front."""
+                where: Optional[dict] = None, title: str = "", study_objectives: Optional[dict] = None):
+    """``y`` vs ``x`` per run and per setting (mean), with the Pareto front.
+
+    ``study_objectives`` (an Optuna sweep's manifest: objective -> direction): when the study
+    minimises ``x`` and maximises ``y``, the front is its trials' (the completed runs'), as
+    Optuna's ``best_trials``; otherwise the front of the setting means.
+    """
     df, _ = completed_frame(records, where)
     _check_key(df, x, "x metric")
     _check_key(df, y, "metric")
@@ -158,10 +135,8 @@ def plot_pareto(records: Iterable[dict], x: str = "madds", y: str = "top1", seri
     for name, row in means.iterrows():
         ax.scatter(row["_x"], row["_y"], s=40, zorder=3, color=palette.get(tags[name], "C0") if series else "C0")
         ax.annotate(str(name), (row["_x"], row["_y"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    study = optuna_front(sweep_dir, x, y, objectives)
-    if study is not None:
-        front, how = pareto_front(study.rename(columns={x: "_x", y: "_y"}).assign(
-            _x=lambda d: d["_x"] * sx, _y=lambda d: d["_y"] * sy), "_x", "_y"), "Optuna study front"
+    if (study_objectives or {}).get(x) == "minimize" and (study_objectives or {}).get(y) == "maximize":
+        front, how = pareto_front(df[["_x", "_y"]].dropna(), "_x", "_y"), "Optuna study front (completed trials)"
     else:
         front, how = pareto_front(means, "_x", "_y"), "Pareto front of setting means"
     ax.step(front["_x"], front["_y"], where="post", color="black", lw=1.2, label=how, zorder=2)

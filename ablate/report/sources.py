@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ablate.report.spec import TableSpec
+from ablate.track.manifest import SweepManifest
 from ablate.track.store import ResultsStore, RunDirStore, get_store
 
 
@@ -23,35 +24,32 @@ def project_paths(overrides: list[str] | tuple = ()) -> Any:
     return compose([o for o in overrides if o.startswith("paths.")]).paths
 
 
-def read_sweep_manifest(paths: Any, sweep: Optional[str]) -> Optional[dict]:
-    if not sweep:
-        return None
-    from ablate.sweep.runner import read_manifest
-
-    return read_manifest(paths.sweeps_dir, sweep)
+def read_sweep_manifest(paths: Any, sweep: Optional[str]) -> Optional[SweepManifest]:
+    return SweepManifest.read(paths.sweeps_dir, sweep) if sweep else None
 
 
 def sequential_state(paths: Any, sweep: Optional[str]) -> Optional[dict]:
     """The ``--until-decided`` record of a sweep (design, looks), from its manifest, or None."""
-    return (read_sweep_manifest(paths, sweep) or {}).get("sequential")
+    manifest = read_sweep_manifest(paths, sweep)
+    return manifest.sequential if manifest is not None else None
 
 
-def open_store(source: Union[None, str, ResultsStore], paths: Any, manifest: Optional[dict] = None) -> ResultsStore:
+def open_store(source: Union[None, str, ResultsStore], paths: Any, manifest: Optional[SweepManifest] = None) -> ResultsStore:
     """``source`` None: the run-dir store (the manifest's runs dir, else ``paths.runs_dir``);
     a string: ``get_store`` (``wandb:entity/project``, ``wandb:/offline/dir``, a runs dir)."""
     if isinstance(source, ResultsStore):
         return source
     if source is None:
-        return RunDirStore(manifest["runs_dir"] if manifest and manifest.get("runs_dir") else paths.runs_dir)
+        return RunDirStore(manifest.runs_dir if manifest is not None and manifest.runs_dir else paths.runs_dir)
     return get_store(source)
 
 
-def sweep_records(store: ResultsStore, sweep: Optional[str], manifest: Optional[dict],
+def sweep_records(store: ResultsStore, sweep: Optional[str], manifest: Optional[SweepManifest],
                   where: Optional[dict] = None) -> tuple[list[dict], Optional[list[dict]]]:
     """(records, expected runs or None) of a sweep in ``store`` (see the module docstring)."""
-    if manifest is not None and "runs" in manifest:  # an Optuna study's manifest lists no runs
-        recs = [r for r in (store.get(e["run_key"]) for e in manifest["runs"]) if r is not None]
-        return recs, manifest["runs"]
+    if manifest is not None and manifest.runs is not None:  # an Optuna study's manifest lists no runs
+        recs = [r for r in (store.get(e["run_key"]) for e in manifest.runs) if r is not None]
+        return recs, manifest.expected()
     recs = list(store.records(where or {}))
     if sweep:
         recs = [r for r in recs if r.get("sweep") == sweep]

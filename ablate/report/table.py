@@ -18,14 +18,15 @@ import pandas as pd
 from ablate.report.cells import RunFrame, check_one_setting, layout
 from ablate.report.spec import MetricSpec, TableSpec
 from ablate.report.sequential import Design, decision, look_level
+from ablate.track.record import METRICS
 from ablate.report.stats import Comparison, Summary, compare, seeds_for_power, summarize
 
 NOT_COMPLETED_MARK = "*"
 SIGNIFICANT_MARK = "†"
 EMPTY = "–"
 MISSING_STATUS = "missing"  # an expected run (sweep manifest) without a record
-# Metrics every run record has (ablate/train/run.py); any other numeric record key works too.
-RESULT_METRICS = ("top1", "top5", "loss", "params", "madds", "latency_ms", "seconds", "epochs")
+# Metrics every run record has (RunRecord's metric fields); any other numeric record key works too.
+RESULT_METRICS = METRICS
 TEST_NAMES = {
     "welch": "Welch's t-test over seeds (CI: Welch's t-interval)",
     "mannwhitney": "Mann-Whitney U test over seeds (CI: Hodges-Lehmann shift, inverted test)",

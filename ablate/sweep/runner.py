@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ablate.config import compose
-from ablate.io import read_json, write_json
+from ablate.track.manifest import SweepManifest
 from ablate.sweep.spec import SweepSpec
 from ablate.track.record import FINAL_STATUSES
 from ablate.train.run import RunPlan, prepare
@@ -41,10 +41,6 @@ def plan_sweep(spec: SweepSpec, extra: list[str] | tuple = (), seeds_by_cell: Op
     return runs
 
 
-def manifest_path(sweeps_dir: str | Path, name: str) -> Path:
-    return Path(sweeps_dir) / name / "manifest.json"
-
-
 def write_manifest(spec: SweepSpec, runs: list[PlannedRun], sweeps_dir: str | Path, extra=(),
                    sequential: Optional[dict] = None) -> Path:
     """Record which runs make up the sweep, so tables and `ablate status` can see holes.
@@ -52,21 +48,16 @@ def write_manifest(spec: SweepSpec, runs: list[PlannedRun], sweeps_dir: str | Pa
     ``sequential`` (``--until-decided``) records the design and each comparison's looks, so a
     table built later tests each comparison at the level its looks allow.
     """
-    path = manifest_path(sweeps_dir, spec.name)
-    body = {
-        "sweep": spec.name, "table": spec.table, "extra_overrides": list(extra),
-        "runs_dir": str(runs[0].plan.run_dir.parent) if runs else None,
-        "runs": [{"run_key": r.key, "overrides": r.overrides, "config": r.plan.config} for r in runs],
-    }
-    if sequential is not None:
-        body["sequential"] = sequential
-    write_json(path, body)
-    return path
+    return SweepManifest(
+        spec.name, "grid", table=spec.table, extra_overrides=list(extra),
+        runs_dir=str(runs[0].plan.run_dir.parent) if runs else None,
+        runs=[{"run_key": r.key, "overrides": r.overrides, "config": r.plan.config} for r in runs],
+        sequential=sequential,
+    ).write(sweeps_dir)
 
 
-def read_manifest(sweeps_dir: str | Path, name: str) -> Optional[dict]:
-    path = manifest_path(sweeps_dir, name)
-    return read_json(path) if path.exists() else None
+def read_manifest(sweeps_dir: str | Path, name: str) -> Optional[SweepManifest]:
+    return SweepManifest.read(sweeps_dir, name)
 
 
 def pending(runs: list[PlannedRun]) -> list[PlannedRun]:

@@ -49,12 +49,14 @@ def sweep_status(name: str, overrides: list[str] | tuple = (), storage: Optional
     paths = _paths(overrides)
     manifest = read_manifest(paths.sweeps_dir, name)
     if manifest is None:
-        launched = sorted(p.parent.name for p in Path(paths.sweeps_dir).glob("*/manifest.json"))
+        from ablate.track.manifest import SweepManifest
+
+        launched = SweepManifest.launched(paths.sweeps_dir)
         raise ValueError(f"sweep {name!r} has not been launched (no manifest in {paths.sweeps_dir}); "
                          f"allowed: {', '.join(launched) or '(none launched yet)'}")
-    store = RunDirStore(manifest["runs_dir"] or paths.runs_dir)
+    store = RunDirStore(manifest.runs_dir or paths.runs_dir)
     sweep_dir = Path(paths.sweeps_dir) / name
-    if manifest.get("kind") == "optuna":
+    if manifest.kind == "optuna":
         return _study_status(manifest, store, storage, sweep_dir)
     return _grid_status(manifest, store, sweep_dir)
 
@@ -67,34 +69,34 @@ def _run_state(store, key: str) -> Optional[str]:
     return store.status(key)
 
 
-def _grid_status(manifest: dict, store, sweep_dir: Path) -> dict:
+def _grid_status(manifest, store, sweep_dir: Path) -> dict:
     jobs = slurm_states(sweep_dir)
     recorded = read_json(sweep_dir / "slurm_jobs.json").get("jobs", []) if jobs else []
     job_of = {k: jobs.get(str(j["job_id"])) for j in recorded for k in j.get("run_keys", [])}
     counts: Counter = Counter()
-    for entry in manifest["runs"]:
+    for entry in manifest.runs:
         state = _run_state(store, entry["run_key"])
         if state is None:  # no record, no lock: is SLURM still holding or starting it?
             state = {"PENDING": "queued", "RUNNING": "running"}.get(job_of.get(entry["run_key"]), "missing")
         counts[state] += 1
-    return {"sweep": manifest["sweep"], "kind": "grid", "total": len(manifest["runs"]), "counts": dict(counts),
+    return {"sweep": manifest.sweep, "kind": "grid", "total": len(manifest.runs), "counts": dict(counts),
             "lines": []}
 
 
-def _study_status(manifest: dict, store, storage: Optional[str], sweep_dir: Path) -> dict:
+def _study_status(manifest, store, storage: Optional[str], sweep_dir: Path) -> dict:
     import optuna
 
     from ablate.sweep.storage import open_storage, resolve_storage_url
     from ablate.sweep.study import best_trials, counted, describe
     from ablate.sweep.worker import SUPERSEDED
 
-    url = storage or manifest["storage"]
+    url = storage or manifest.storage
     if "***" in url:  # the manifest never holds a password: take it from the sweep file
         from ablate.sweep import load_sweep
 
-        url = resolve_storage_url(load_sweep(manifest["sweep"]).storage, sweep_dir)
+        url = resolve_storage_url(load_sweep(manifest.sweep).storage, sweep_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=manifest["study_name"], storage=open_storage(resolve_storage_url(url, sweep_dir)))
+    study = optuna.load_study(study_name=manifest.study_name, storage=open_storage(resolve_storage_url(url, sweep_dir)))
     trials = study.get_trials(deepcopy=False)
     counts: Counter = Counter()
     for t in counted(trials):
@@ -110,14 +112,14 @@ def _study_status(manifest: dict, store, storage: Optional[str], sweep_dir: Path
         else:
             counts[t.user_attrs.get("status") if t.user_attrs.get("status") in ("diverged", "failed") else "failed"] += 1
     counts["preempted"] += sum(1 for t in trials if t.user_attrs.get(SUPERSEDED))
-    missing = manifest["n_trials"] - len(counted(trials))
+    missing = manifest.n_trials - len(counted(trials))
     if missing > 0:
         counts["missing"] += missing
-    lines = describe(study, manifest["objectives"], manifest["n_trials"])[1:] if best_trials(study) else []
+    lines = describe(study, manifest.objectives, manifest.n_trials)[1:] if best_trials(study) else []
     jobs = Counter(slurm_states(sweep_dir).values())
     if jobs:  # worker array tasks still in SLURM's queue (PENDING = queued workers)
         lines.append("  SLURM workers: " + "  ".join(f"{s} {n}" for s, n in sorted(jobs.items())))
-    return {"sweep": manifest["sweep"], "kind": "optuna", "total": manifest["n_trials"], "counts": dict(counts),
+    return {"sweep": manifest.sweep, "kind": "optuna", "total": manifest.n_trials, "counts": dict(counts),
             "lines": lines}
 
 

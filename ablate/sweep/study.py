@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from ablate.io import write_json
+from ablate.track.manifest import SweepManifest
 from ablate.sweep.storage import open_storage, redact, resolve_storage_url
 from ablate.sweep.study_spec import StudySpec
 from ablate.sweep.worker import SUPERSEDED, StudyJob, make_pruner, make_sampler
@@ -121,13 +121,11 @@ def reconcile(study, storage, n_trials: int) -> dict:
 def write_study_manifest(job: StudyJob, config: dict) -> Path:
     """What `ablate status` needs to find the study and its runs."""
     spec = job.spec
-    path = Path(config["paths"]["sweeps_dir"]) / spec.name / "manifest.json"
-    write_json(path, {
-        "sweep": spec.name, "kind": "optuna", "table": spec.table, "study_name": spec.resolved_study_name,
-        "storage": redact(job.storage), "n_trials": spec.n_trials, "objectives": spec.objectives,
-        "extra_overrides": job.extra, "runs_dir": str(Path(config["paths"]["runs_dir"]).resolve()),
-    })
-    return path
+    return SweepManifest(
+        spec.name, "optuna", table=spec.table, study_name=spec.resolved_study_name, storage=redact(job.storage),
+        n_trials=spec.n_trials, objectives=list(spec.objectives), directions=list(spec.directions),
+        extra_overrides=list(job.extra), runs_dir=str(Path(config["paths"]["runs_dir"]).resolve()),
+    ).write(config["paths"]["sweeps_dir"])
 
 
 def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[int] = None,

@@ -104,10 +104,10 @@ def run_until_decided(spec: SweepSpec, extra: list[str], design: Design, *, step
     return table_main([spec.table, *[o for o in extra if o.startswith("paths.")]])
 
 
-def _resume(manifest: Optional[dict], design: Design, cells, seeds, metric: str) -> dict:
+def _resume(manifest, design: Design, cells, seeds, metric: str) -> dict:
     """The stored state of an earlier --until-decided launch with the same design, or a new one."""
     want = dataclasses.asdict(design)
-    old = (manifest or {}).get("sequential")
+    old = manifest.sequential if manifest is not None else None
     if old is not None and all(_cell_id(c) in old["seeds"] for c in cells):
         if old["design"] != want:
             diff = ", ".join(f"{k}={old['design'].get(k)!r}" for k in want if old["design"].get(k) != want[k])

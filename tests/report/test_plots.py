@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ablate.report.plots import optuna_front, pareto_front, plot_curves, plot_metric_vs, plot_pareto, save_figure
+from ablate.report.plots import pareto_front, plot_curves, plot_metric_vs, plot_pareto, save_figure
 from ablate.track.store import InMemoryStore
 from tests.report._synth import record
 
@@ -45,23 +45,18 @@ def test_pareto_plot_draws_the_front_of_setting_means(tmp_path):
     assert save_figure(fig, tmp_path, "p")[0].stat().st_size > 5_000
 
 
-def test_pareto_front_from_an_optuna_study(tmp_path):
-    import optuna
-    from optuna.distributions import FloatDistribution
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
-    study = optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"])
-    for top1, madds in ((70, 5e6), (75, 8e6), (72, 9e6), (60, 4e6)):
-        study.add_trial(optuna.trial.create_trial(params={"r": 1.0}, distributions={"r": FloatDistribution(0, 2)},
-                                                  values=[top1, madds]))
-    assert optuna_front(tmp_path, "madds", "top1") is None  # objectives unnamed: not guessed
-    front = optuna_front(tmp_path, "madds", "top1", names=["top1", "madds"])
-    assert sorted(map(tuple, front[["madds", "top1"]].to_numpy())) == [(4e6, 60), (5e6, 70), (8e6, 75)]
-    fig = plot_pareto(reduction_records(), sweep_dir=tmp_path, objectives=["top1", "madds"])
-    line = [ln for ln in fig.axes[0].lines if ln.get_label() == "Optuna study front"][0]
-    assert list(line.get_xdata()) == pytest.approx([4.0, 5.0, 8.0])
+def test_pareto_front_of_a_study_is_its_completed_trials():
+    # one trial per run; directions from the study's manifest: max top-1, min MAdds
+    recs = [{**r, "status": "completed"} for r in reduction_records()]
+    objectives = {"top1": "maximize", "madds": "minimize"}
+    fig = plot_pareto(recs, "madds", "top1", study_objectives=objectives)
+    line = [ln for ln in fig.axes[0].lines if ln.get_label().startswith("Optuna study front")][0]
+    runs = pd.DataFrame(recs)
+    want = pareto_front(runs.assign(madds=runs["madds"] / 1e6), "madds", "top1")
+    assert list(line.get_xdata()) == pytest.approx(list(want["madds"]))
+    # directions the front does not model (max MAdds): the front of setting means instead
+    fig = plot_pareto(recs, "madds", "top1", study_objectives={"top1": "maximize", "madds": "maximize"})
+    assert any(ln.get_label() == "Pareto front of setting means" for ln in fig.axes[0].lines)
 
 
 def test_curves_mean_over_seeds_per_setting(tmp_path):

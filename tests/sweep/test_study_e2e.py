@@ -155,7 +155,7 @@ def test_status_counts_a_grid_with_missing_failed_and_running_runs(home, capsys)
 
     assert main(["sweep", "branches", "--seeds", "0", "--dry-run", *TINY]) == 0  # writes the manifest
     manifest = read_manifest(home / "outputs" / "sweeps", "branches")
-    keys = [r["run_key"] for r in manifest["runs"]]
+    keys = [r["run_key"] for r in manifest.runs]
     runs = home / "outputs" / "runs"
     (runs / keys[0]).mkdir(parents=True)
     (runs / keys[0] / "result.json").write_text(json.dumps({"run_key": keys[0], "status": "failed"}))
