@@ -1,43 +1,38 @@
 """The ``ablate`` command: ``train``, ``sweep``, ``tune``, ``status``, ``table``, ``report``, ``profile``.
 
-Bad input (an unknown sweep, table, group option or knob value) ends the command with one line
-``ablate: error: ...`` and exit status 2, before any run starts.
+This module only parses arguments and calls ``ablate.commands`` (or ``ablate.profile``). Bad
+input (an unknown sweep, table, group option or knob value) is a ``ConfigError``: ``ablate``
+prints its one line as ``ablate: error: ...`` and exits 2 before any run starts. Any other
+exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from typing import Callable, Optional
 
-# sub-command -> "module:function"; each function takes the argv after the sub-command.
-COMMANDS: dict[str, str] = {
-    "train": "ablate.cli:train_main",
-    "sweep": "ablate.cli:sweep_main",
-    "table": "ablate.cli:table_main",
-    "report": "ablate.report.commands:report_command",
-    "tune": "ablate.sweep.cli:tune_main",
-    "status": "ablate.sweep.cli:status_main",
-    "profile": "ablate.profile:profile_main",
-}
+from ablate.errors import ConfigError
+
+
+HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--info", "--hydra-help")
 
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
 
 
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"ablate {prog}", description=description)
+
+
 def train_main(argv: list[str]) -> int:
     """``ablate train [overrides]``: one run. ``-m``/Hydra flags go through Hydra's own main."""
-    if any(a in ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--info", "--hydra-help") or a.startswith("hydra/") for a in argv):
+    if any(a in HYDRA_FLAGS or a.startswith("hydra/") for a in argv):
         return _hydra_main(argv)
-    from ablate.config import compose
-    from ablate.train.run import prepare, run
+    from ablate import commands
 
-    plan = prepare(compose(argv))
-    plan.trainer.torch_device()  # it runs here: a CUDA device this machine lacks is bad input
-    rec = run(plan)
-    return 0 if rec["status"] == "completed" else 1
+    return commands.train(argv)
 
 
 def _hydra_main(argv: list[str]) -> int:
@@ -51,7 +46,7 @@ def _hydra_main(argv: list[str]) -> int:
 
         try:
             rec = run(cfg)
-        except ValueError as exc:
+        except ConfigError as exc:
             print(f"ablate: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         return rec.get("top1")
@@ -63,7 +58,7 @@ def _hydra_main(argv: list[str]) -> int:
 
 def sweep_main(argv: list[str]) -> int:
     """``ablate sweep NAME [overrides]``: run a sweep's missing runs, then print its table."""
-    p = argparse.ArgumentParser(prog="ablate sweep", description="Run the runs of sweeps/NAME.yaml that are not done yet.")
+    p = _parser("sweep", "Run the runs of sweeps/NAME.yaml that are not done yet.")
     p.add_argument("name", nargs="?", help="a sweep in sweeps/ (or a path to a sweep YAML)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides applied to every run, e.g. trainer.epochs=1")
     p.add_argument("--list", action="store_true", help="list the sweeps and exit")
@@ -81,43 +76,14 @@ def sweep_main(argv: list[str]) -> int:
     seq.add_argument("--margin", type=float, default=None,
                      help="also decide 'no effect' when the interval lies within +-MARGIN (metric units)")
     args = p.parse_intermixed_args(argv)
-    from ablate.sweep import list_sweeps, load_sweep
+    from ablate import commands
 
     if args.list or not args.name:
-        for name in list_sweeps():
-            print(f"{name:20s} {load_sweep(name).description}")
-        return 0
-    from ablate.sweep.launchers import get_launcher
-    from ablate.sweep.runner import pending, plan_sweep, write_manifest
-
-    spec = load_sweep(args.name)
-    if spec.kind == "optuna":  # a study: `ablate tune` runs it
-        from ablate.sweep.cli import tune_main
-
-        return tune_main([args.name, *args.overrides, *(["--dry-run"] if args.dry_run else [])])
-    if args.seeds:
-        spec.seeds = _parse_seeds(args.seeds)
-    if args.until_decided:
-        from ablate.report.sequential import Design
-        from ablate.sweep.until_decided import run_until_decided
-
-        design = Design(alpha=args.alpha, max_seeds=args.max_seeds, spending=args.spending, margin=args.margin)
-        return run_until_decided(spec, args.overrides, design, step=args.step, dry_run=args.dry_run)
-    runs = plan_sweep(spec, args.overrides)
-    todo = pending(runs)
-    first = runs[0].plan.config
-    launcher = get_launcher(first["launcher"])
-    launcher.check_runs(todo)
-    write_manifest(spec, runs, first["paths"]["sweeps_dir"], args.overrides)
-    logging.getLogger("ablate").info("sweep %s: %d runs, %d to run, launcher %s", spec.name, len(runs), len(todo), launcher.name)
-    if args.dry_run:
-        for r in runs:
-            print(f"{r.key}  {r.plan.store.status(r.key) or 'missing':10s} {' '.join(r.overrides)}")
-        return 0
-    launcher.launch(todo)
-    if spec.table and not args.no_table:
-        return table_main([spec.table, *args.overrides])
-    return 0
+        return commands.list_sweeps()
+    until = (dict(alpha=args.alpha, max_seeds=args.max_seeds, spending=args.spending, margin=args.margin)
+             if args.until_decided else None)
+    return commands.sweep(args.name, args.overrides, seeds=_parse_seeds(args.seeds) if args.seeds else None,
+                          dry_run=args.dry_run, table=not args.no_table, until=until, step=args.step)
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -126,15 +92,106 @@ def _parse_seeds(text: str) -> list[int]:
     except ValueError:
         seeds = []
     if not seeds or min(seeds) < 0:
-        raise ValueError(f"--seeds {text!r}; allowed: comma-separated integers >= 0, e.g. 0,1,2")
+        raise ConfigError(f"--seeds {text!r}; allowed: comma-separated integers >= 0, e.g. 0,1,2")
     return seeds
 
 
-def table_main(argv: list[str]) -> int:
-    """``ablate table SPEC [overrides] [--format md,tex,html,csv] [--wandb SRC]``: see ablate/report/commands.py."""
-    from ablate.report.commands import table_command
+def tune_main(argv: list[str]) -> int:
+    """``ablate tune NAME [overrides]``: work a ``kind: optuna`` sweep until it has n_trials."""
+    p = _parser("tune", "Run an Optuna study declared in sweeps/NAME.yaml.")
+    p.add_argument("name", help="a kind: optuna sweep in sweeps/ (or a path to its YAML)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for every trial, e.g. launcher=parallel trainer.epochs=2")
+    p.add_argument("--workers", type=int, help="concurrent workers (processes or SLURM array tasks)")
+    p.add_argument("--n-trials", type=int, help="trials the study should hold when done")
+    p.add_argument("--storage", help="Optuna storage URL (default: journal file in the sweep dir)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the study plan; run nothing")
+    args = p.parse_intermixed_args(argv)
+    from ablate import commands
 
-    return table_command(argv)
+    return commands.tune(args.name, args.overrides, workers=args.workers, n_trials=args.n_trials,
+                         storage=args.storage, dry_run=args.dry_run)
+
+
+def status_main(argv: list[str]) -> int:
+    """``ablate status NAME [--watch]``: where a sweep or study stands."""
+    p = _parser("status", "Counts of completed/running/failed/... runs of a sweep.")
+    p.add_argument("name", help="a sweep that has been launched (a name, or the path of its sweep YAML)")
+    p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/scratch/ablate")
+    p.add_argument("--watch", action="store_true", help="refresh a live progress bar until the sweep is done")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
+    p.add_argument("--storage", help="the study's storage URL if the manifest only has it redacted")
+    args = p.parse_intermixed_args(argv)
+    from ablate import commands
+
+    return commands.status(args.name, args.overrides, watch=args.watch, interval=args.interval, storage=args.storage)
+
+
+def table_main(argv: list[str]) -> int:
+    """``ablate table SPEC [paths.* overrides] [--format md,tex,html,csv] [--wandb SRC] [--out DIR]``."""
+    p = _parser("table", "Build a paper-style table from finished runs.")
+    p.add_argument("spec", nargs="?", help="a table spec in analysis/ (or a path to a spec YAML)")
+    p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/data/ablate (others are ignored)")
+    p.add_argument("--list", action="store_true", help="list the table specs and exit")
+    p.add_argument("--format", help="comma-separated output formats (md, tex, html, csv); default: the spec's")
+    p.add_argument("--wandb", metavar="SRC", help="read runs from W&B: ENTITY/PROJECT, or a dir with offline runs")
+    p.add_argument("--out", help="output directory (default: paths.tables_dir)")
+    args = p.parse_intermixed_args(argv)
+    from ablate import commands
+
+    if args.list or not args.spec:
+        return commands.list_tables()
+    return commands.show_table(args.spec, args.overrides, formats=_parse_formats(args.format),
+                               wandb=args.wandb, out=args.out)
+
+
+def _parse_formats(text: Optional[str]) -> Optional[list[str]]:
+    """``md,tex`` -> ["md", "tex"] (one-line error on an unknown format)."""
+    if text is None:
+        return None
+    from ablate.report.render import check_formats
+
+    fmts = [f.strip() for f in text.split(",") if f.strip()]
+    if not fmts:
+        raise ConfigError(f"--format {text!r}; allowed: a comma-separated list such as md,tex,html,csv")
+    return check_formats(fmts)
+
+
+def report_main(argv: list[str]) -> int:
+    """``ablate report SWEEP [--wandb SRC] [--out DIR]``: one HTML page with every table and plot."""
+    p = _parser("report", "Write an HTML report (tables, plots, attention maps) of a sweep.")
+    p.add_argument("sweep", help="a sweep (name or path of its YAML) with a manifest, or named by a table spec")
+    p.add_argument("overrides", nargs="*", help="path overrides, e.g. paths.root=/data/ablate (others are ignored)")
+    p.add_argument("--wandb", metavar="SRC", help="read runs from W&B: ENTITY/PROJECT, or a dir with offline runs")
+    p.add_argument("--out", help="output directory (default: <paths.output_dir>/reports/SWEEP)")
+    args = p.parse_intermixed_args(argv)
+    from ablate import commands
+
+    return commands.report(args.sweep, args.overrides, wandb=args.wandb, out=args.out)
+
+
+def profile_main(argv: list[str]) -> int:
+    """``ablate profile [overrides] [-m] [--sweep NAME]``: Params, MAdds, latency; no training."""
+    p = _parser("profile", "Params, MAdds and latency of models, no training.")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides; with -m, comma lists expand to a grid")
+    p.add_argument("-m", "--multirun", action="store_true", help="expand comma-separated override values")
+    p.add_argument("--sweep", help="profile every model of sweeps/NAME.yaml (seeds ignored) and build its table")
+    p.add_argument("--input-size", type=int, default=None, help="square input side (default 224, 32 for stem=small)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--repeats", type=int, default=20, help="timed batch-1 forward passes (median reported)")
+    p.add_argument("--plan", action="store_true", help="also print each model's attention insertion plan")
+    args = p.parse_intermixed_args(argv)
+    from ablate.profile import ProfileSettings, profile
+
+    settings = ProfileSettings(args.input_size, args.num_classes, 3, args.threads, args.device, args.repeats)
+    return profile(args.overrides, settings, multirun=args.multirun, sweep=args.sweep, plan=args.plan)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": train_main, "sweep": sweep_main, "table": table_main, "report": report_main,
+    "tune": tune_main, "status": status_main, "profile": profile_main,
+}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -147,11 +204,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"ablate: error: unknown command {name!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     _setup_logging()
-    module, func = COMMANDS[name].split(":")
-    fn: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
     try:
-        return fn(rest)
-    except ValueError as exc:
+        return COMMANDS[name](rest)
+    except ConfigError as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,8 @@ from typing import Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
+from ablate.errors import ConfigError
+
 PRIMARY = "train"  # conf/train.yaml
 
 
@@ -22,7 +24,7 @@ def project_root() -> Path:
     if env:
         root = Path(env).resolve()
         if not (root / "conf" / f"{PRIMARY}.yaml").is_file():
-            raise ValueError(f"ABLATE_PROJECT={env!r} has no conf/{PRIMARY}.yaml")
+            raise ConfigError(f"ABLATE_PROJECT={env!r} has no conf/{PRIMARY}.yaml")
         return root
     here = Path.cwd().resolve()
     for cand in (here, *here.parents):
@@ -31,7 +33,7 @@ def project_root() -> Path:
     pkg_parent = Path(__file__).resolve().parent.parent
     if (pkg_parent / "conf" / f"{PRIMARY}.yaml").is_file():
         return pkg_parent
-    raise ValueError(
+    raise ConfigError(
         f"no ablate project found: no conf/{PRIMARY}.yaml above {here}; "
         "run from a checkout or set ABLATE_PROJECT"
     )
@@ -59,9 +61,9 @@ def compose(overrides: Iterable[str] = ()) -> DictConfig:
         try:
             return hydra_compose(config_name=PRIMARY, overrides=overrides)
         except MissingConfigException as exc:
-            raise ValueError(_first_line(exc)) from None
+            raise ConfigError(_first_line(exc)) from None
         except (HydraException, OmegaConfBaseException) as exc:
-            raise ValueError(f"bad override in {overrides}: {_first_line(exc)}") from None
+            raise ConfigError(f"bad override in {overrides}: {_first_line(exc)}") from None
 
 
 def group_options(group: str) -> list[str]:
@@ -101,7 +103,7 @@ def spec_path(name: str, directory: Path, what: str) -> Path:
     path = Path(name) if name.endswith((".yaml", ".yml")) else directory / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or f"(none in {directory.name}/)"
-        raise ValueError(f"unknown {what} {name!r}; allowed: {known}")
+        raise ConfigError(f"unknown {what} {name!r}; allowed: {known}")
     return path
 
 
@@ -115,6 +117,6 @@ def load_structured(path: Path, cls: type, what: str):
     try:
         data = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(cls), raw), resolve=True)
     except OmegaConfBaseException as exc:
-        raise ValueError(f"{what} {path.stem!r}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{what} {path.stem!r}: {str(exc).splitlines()[0]}") from None
     return cls(**data)
 

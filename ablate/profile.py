@@ -8,13 +8,13 @@ profile writes a manifest, so ``ablate table`` builds tables from them like from
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ablate.config import compose, to_container
+from ablate.errors import ConfigError
 from ablate.track.runkey import run_key
 
 log = logging.getLogger("ablate")
@@ -33,9 +33,9 @@ class ProfileSettings:
 
     def __post_init__(self) -> None:
         if self.input_size is not None and self.input_size < 8:
-            raise ValueError(f"--input-size {self.input_size}; allowed: >= 8")
+            raise ConfigError(f"--input-size {self.input_size}; allowed: >= 8")
         if self.num_classes < 1 or self.threads < 1 or self.repeats < 1:
-            raise ValueError("--num-classes, --threads and --repeats must be >= 1")
+            raise ConfigError("--num-classes, --threads and --repeats must be >= 1")
 
 
 def profile_config(config: dict, settings: ProfileSettings) -> dict:
@@ -58,37 +58,28 @@ def profile_config(config: dict, settings: ProfileSettings) -> dict:
             "device": settings.device, **stats, "config": {**semantic, "seed": config.get("seed", 0)}}
 
 
-def profile_main(argv: list[str]) -> int:
-    """``ablate profile [overrides] [-m] [--sweep NAME]``."""
-    p = argparse.ArgumentParser(prog="ablate profile", description="Params, MAdds and latency of models, no training.")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides; with -m, comma lists expand to a grid")
-    p.add_argument("-m", "--multirun", action="store_true", help="expand comma-separated override values")
-    p.add_argument("--sweep", help="profile every model of sweeps/NAME.yaml (seeds ignored) and build its table")
-    p.add_argument("--input-size", type=int, default=None, help="square input side (default 224, 32 for stem=small)")
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--repeats", type=int, default=20, help="timed batch-1 forward passes (median reported)")
-    p.add_argument("--plan", action="store_true", help="also print each model's attention insertion plan")
-    args = p.parse_intermixed_args(argv)
-    settings = ProfileSettings(args.input_size, args.num_classes, 3, args.threads, args.device, args.repeats)
+def profile(overrides: list[str], settings: ProfileSettings, *, multirun: bool = False,
+            sweep: Optional[str] = None, plan: bool = False) -> int:
+    """Profile the models of ``overrides`` (``-m``: a grid; ``sweep``: every model of a sweep
+    file, seeds ignored), print them, write a CSV, and for a sweep its manifest and table."""
     from ablate.track.store import RunDirStore
 
-    if args.sweep:
+    spec = None
+    if sweep:
         from ablate.sweep import load_sweep
 
-        spec = load_sweep(args.sweep)
+        spec = load_sweep(sweep)
         spec.seeds = spec.seeds[:1]
-        override_sets = spec.expand(args.overrides)
-    elif args.multirun:
+        override_sets = spec.expand(overrides)
+    elif multirun:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        parsed = OverridesParser.create().parse_overrides(args.overrides)
+        parsed = OverridesParser.create().parse_overrides(overrides)
         override_sets = [list(b) for batch in BasicSweeper.split_arguments(parsed, None) for b in batch]
     else:
-        override_sets = [args.overrides]
-    sweep_name = spec.name if args.sweep else None
+        override_sets = [overrides]
+    sweep_name = spec.name if spec is not None else None
     from ablate.models import create_model
     from ablate.models.insert import format_plan, insertion_plan
 
@@ -96,17 +87,17 @@ def profile_main(argv: list[str]) -> int:
     for c in configs:  # the model knobs, checked before any measurement
         m = dict(c["model"])
         model = create_model(m.pop("name"), num_classes=settings.num_classes, attention=dict(c["attention"]), **m)
-        if args.plan:
+        if plan:
             print(f"{c['model']['name']} + {c['attention']['kind']}:\n{format_plan(insertion_plan(model))}")
     paths = configs[0]["paths"]
     store = RunDirStore(Path(paths["output_dir"]) / "profiles")
     records = []
-    for i, (overrides, cfg) in enumerate(zip(override_sets, configs), 1):
+    for i, (o, cfg) in enumerate(zip(override_sets, configs), 1):
         rec = profile_config(cfg, settings)
-        rec["overrides"] = overrides
+        rec["overrides"] = o
         store.put(rec)
         records.append(rec)
-        log.info("[%d/%d] %s", i, len(configs), " ".join(o for o in overrides if not o.startswith(("seed=", "sweep="))))
+        log.info("[%d/%d] %s", i, len(configs), " ".join(x for x in o if not x.startswith(("seed=", "sweep="))))
     _print(records)
     csv = Path(paths["tables_dir"]) / f"profile{'-' + sweep_name if sweep_name else ''}.csv"
     _write_csv(records, csv)
@@ -159,6 +150,6 @@ def _sweep_table(name: str, records: list[dict], store, paths: dict) -> None:
     from ablate.report import list_tables
 
     if name in list_tables():
-        from ablate.cli import table_main
+        from ablate.commands import show_table
 
-        table_main([name])
+        show_table(name)

@@ -92,7 +92,6 @@ def test_nan_loss_is_diverged_not_a_crash(home):
 
 def test_resume_from_checkpoint_gives_the_same_final_metrics(home, tmp_path):
     from ablate.config import compose
-    from ablate.train.engine import Preempted
     from ablate.train.run import run
     import ablate.train.engine as eng
 

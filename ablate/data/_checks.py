@@ -9,6 +9,8 @@ from __future__ import annotations
 import numbers
 from typing import Any, Iterable, Sequence
 
+from ablate.errors import ConfigError
+
 
 def check_int(owner: str, key: str, value: Any, lo: int, hi: int | None = None) -> int:
     """Return ``value`` as int if it is an integer in ``[lo, hi]``; else raise ValueError."""
@@ -17,7 +19,7 @@ def check_int(owner: str, key: str, value: Any, lo: int, hi: int | None = None) 
     if ok and value >= lo and (hi is None or value <= hi):
         return int(value)
     allowed = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
-    raise ValueError(f"{owner}: {key}={value!r} is not allowed; expected {allowed}")
+    raise ConfigError(f"{owner}: {key}={value!r} is not allowed; expected {allowed}")
 
 
 def check_optional_int(owner: str, key: str, value: Any, lo: int, hi: int | None = None) -> int | None:
@@ -29,7 +31,7 @@ def check_bool(owner: str, key: str, value: Any) -> bool:
     """Return ``value`` if it is a bool; else raise ValueError (no truthy strings)."""
     if isinstance(value, bool):
         return value
-    raise ValueError(f"{owner}: {key}={value!r} is not allowed; expected true or false")
+    raise ConfigError(f"{owner}: {key}={value!r} is not allowed; expected true or false")
 
 
 def check_float(owner: str, key: str, value: Any, lo: float, hi: float) -> float:
@@ -37,7 +39,7 @@ def check_float(owner: str, key: str, value: Any, lo: float, hi: float) -> float
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok and lo <= value <= hi:
         return float(value)
-    raise ValueError(f"{owner}: {key}={value!r} is not allowed; expected a number in [{lo}, {hi}]")
+    raise ConfigError(f"{owner}: {key}={value!r} is not allowed; expected a number in [{lo}, {hi}]")
 
 
 def check_choice(owner: str, key: str, value: Any, choices: Iterable[str]) -> str:
@@ -45,7 +47,7 @@ def check_choice(owner: str, key: str, value: Any, choices: Iterable[str]) -> st
     choices = tuple(choices)
     if isinstance(value, str) and value in choices:
         return value
-    raise ValueError(f"{owner}: {key}={value!r} is not allowed; allowed: {', '.join(choices)}")
+    raise ConfigError(f"{owner}: {key}={value!r} is not allowed; allowed: {', '.join(choices)}")
 
 
 def check_image_size(owner: str, value: Any, lo: int = 8, hi: int = 1024) -> tuple[int, int]:
@@ -58,7 +60,7 @@ def check_image_size(owner: str, value: Any, lo: int = 8, hi: int = 1024) -> tup
                    for v in (h, w))
         if good:
             return int(h), int(w)
-    raise ValueError(
+    raise ConfigError(
         f"{owner}: image_size={value!r} is not allowed; expected an integer or [H, W] in [{lo}, {hi}]"
     )
 
@@ -74,5 +76,5 @@ def check_stats(owner: str, key: str, value: Any, channels: int | None, positive
     if bad:
         what = "positive " if positive else ""
         n = f"{channels} " if channels is not None else ""
-        raise ValueError(f"{owner}: {key}={value!r} is not allowed; expected a list of {n}{what}finite numbers")
+        raise ConfigError(f"{owner}: {key}={value!r} is not allowed; expected a list of {n}{what}finite numbers")
     return tuple(float(v) for v in value)

@@ -26,6 +26,7 @@ import numpy as np
 from ablate.data._checks import check_choice, check_float, check_optional_int, check_stats
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import TensorImageDataset, channel_stats, seeded_subset
+from ablate.errors import ConfigError
 
 OWNER = "arrays"
 LAYOUTS = ("auto", "nhwc", "nchw")
@@ -67,7 +68,7 @@ def read_headers(owner: str, key: str, path: Any) -> dict[str, tuple[tuple[int, 
     missing file (FileNotFoundError) or a file that is not an ``.npz`` (ValueError).
     """
     if isinstance(path, bool) or not isinstance(path, (str, Path)) or str(path) == "":
-        raise ValueError(f"{owner}: {key}={path!r} is not allowed; set data.{key} to an .npz file "
+        raise ConfigError(f"{owner}: {key}={path!r} is not allowed; set data.{key} to an .npz file "
                          f"(data=arrays data.{key}=my_data.npz)")
     path = Path(path).expanduser()
     if not path.is_file():
@@ -75,14 +76,14 @@ def read_headers(owner: str, key: str, path: Any) -> dict[str, tuple[tuple[int, 
                                 f"written by {_SAVE_HINT}")
     with open(path, "rb") as fh:
         if fh.read(6) == b"\x93NUMPY":
-            raise ValueError(f"{owner}: {key}={str(path)!r} is a single .npy array, not an .npz; "
+            raise ConfigError(f"{owner}: {key}={str(path)!r} is a single .npy array, not an .npz; "
                              f"save images and labels together with {_SAVE_HINT}")
     try:
         with zipfile.ZipFile(path) as zf:
             return {info.filename[:-4]: _npy_header(owner, path, info.filename[:-4], zf.open(info))
                     for info in zf.infolist() if info.filename.endswith(".npy")}
     except zipfile.BadZipFile:
-        raise ValueError(f"{owner}: {key}={str(path)!r} is not an .npz file (not a zip archive); "
+        raise ConfigError(f"{owner}: {key}={str(path)!r} is not an .npz file (not a zip archive); "
                          f"save it with {_SAVE_HINT}") from None
 
 
@@ -97,10 +98,10 @@ def _npy_header(owner: str, path: Path, name: str, fh: IO[bytes]) -> tuple[tuple
             elif version == (2, 0):
                 shape, _, dtype = fmt.read_array_header_2_0(fh)
             else:
-                raise ValueError(f"format version {version[0]}.{version[1]}; allowed: 1.0, 2.0")
+                raise ConfigError(f"format version {version[0]}.{version[1]}; allowed: 1.0, 2.0")
         except ValueError as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ValueError(f"{owner}: {name} in {path} is not a readable .npy array ({msg}); "
+            raise ConfigError(f"{owner}: {name} in {path} is not a readable .npy array ({msg}); "
                              f"re-save with {_SAVE_HINT}") from None
     return tuple(int(d) for d in shape), dtype
 
@@ -111,36 +112,36 @@ def _pick(path: Path, found: dict, names: tuple[str, str]) -> str:
     if len(hits) == 1:
         return hits[0]
     if hits:
-        raise ValueError(f"{OWNER}: {path} holds both {hits[0]!r} and {hits[1]!r}; keep one of them")
-    raise ValueError(f"{OWNER}: {path} has no {names[0]!r} (or {names[1]!r}) array; keys found: "
+        raise ConfigError(f"{OWNER}: {path} holds both {hits[0]!r} and {hits[1]!r}; keep one of them")
+    raise ConfigError(f"{OWNER}: {path} has no {names[0]!r} (or {names[1]!r}) array; keys found: "
                      f"{', '.join(sorted(found)) or '(none)'}; expected x and y (or images and labels)")
 
 
 def _images(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype, layout: str) -> tuple[str, tuple[int, int, int]]:
     """Check an image array's header; return its resolved layout and (C, H, W)."""
     if dtype != np.uint8:
-        raise ValueError(f"{OWNER}: {key} in {path} is {dtype}; uint8 is required (values 0..255: "
+        raise ConfigError(f"{OWNER}: {key} in {path} is {dtype}; uint8 is required (values 0..255: "
                          f"x.astype(np.uint8); floats in [0, 1]: (x * 255).round().astype(np.uint8))")
     if len(shape) not in (3, 4):
-        raise ValueError(f"{OWNER}: {key} in {path} has shape {shape} ({len(shape)} dims); "
+        raise ConfigError(f"{OWNER}: {key} in {path} has shape {shape} ({len(shape)} dims); "
                          "expected N,H,W,C or N,C,H,W (C = 1 or 3) or N,H,W")
     if shape[0] == 0 or 0 in shape[1:]:
-        raise ValueError(f"{OWNER}: {key} in {path} has shape {shape}; expected at least one non-empty image")
+        raise ConfigError(f"{OWNER}: {key} in {path} has shape {shape}; expected at least one non-empty image")
     if len(shape) == 3:
         return "nhw", (1, shape[1], shape[2])
     if layout == "auto":
         first, last = shape[1] in CHANNELS, shape[3] in CHANNELS
         if first and last:
-            raise ValueError(f"{OWNER}: {key} in {path} has shape {shape}: both dim 1 and the last dim "
+            raise ConfigError(f"{OWNER}: {key} in {path} has shape {shape}: both dim 1 and the last dim "
                              "could be channels (1 or 3); set data.layout=nhwc or data.layout=nchw")
         if not first and not last:
-            raise ValueError(f"{OWNER}: {key} in {path} has shape {shape}: neither dim 1 ({shape[1]}) nor "
+            raise ConfigError(f"{OWNER}: {key} in {path} has shape {shape}: neither dim 1 ({shape[1]}) nor "
                              f"the last dim ({shape[3]}) is a channel count of 1 or 3; expected N,H,W,C "
                              "or N,C,H,W with C in 1, 3 (or set data.layout=nhwc or data.layout=nchw)")
         layout = "nchw" if first else "nhwc"
     c, h, w = (shape[1], shape[2], shape[3]) if layout == "nchw" else (shape[3], shape[1], shape[2])
     if c not in CHANNELS:
-        raise ValueError(f"{OWNER}: {key} in {path} has {c} channels with layout={layout} (shape {shape}); "
+        raise ConfigError(f"{OWNER}: {key} in {path} has {c} channels with layout={layout} (shape {shape}); "
                          "allowed channel counts: 1, 3")
     return layout, (c, h, w)
 
@@ -148,13 +149,13 @@ def _images(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype, layou
 def _labels(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype, n: int, x_key: str) -> None:
     """Check a label array's header: N integers, one per image."""
     if dtype.kind not in "iu":
-        raise ValueError(f"{OWNER}: {key} in {path} is {dtype}; integer labels 0..K-1 are required "
+        raise ConfigError(f"{OWNER}: {key} in {path} is {dtype}; integer labels 0..K-1 are required "
                          f"(convert with {key}.astype(np.int64))")
     if len(shape) != 1:
-        raise ValueError(f"{OWNER}: {key} in {path} has shape {shape}; expected one label per image, "
+        raise ConfigError(f"{OWNER}: {key} in {path} has shape {shape}; expected one label per image, "
                          f"shape ({n},) (use {key}.reshape(-1))")
     if shape[0] != n:
-        raise ValueError(f"{OWNER}: {key} in {path} holds {shape[0]} labels for {n} images in {x_key}; "
+        raise ConfigError(f"{OWNER}: {key} in {path} holds {shape[0]} labels for {n} images in {x_key}; "
                          "expected one label per image")
 
 
@@ -181,12 +182,12 @@ def _check_arrays(*, root: Path | None, seed: int, path, layout: str, val_path, 
     in_file = [k for k in ("x_val", "y_val") if k in found]
     if len(in_file) == 1:
         other = "y_val" if in_file[0] == "x_val" else "x_val"
-        raise ValueError(f"{OWNER}: {path} holds {in_file[0]} but no {other}; give both, or neither")
+        raise ConfigError(f"{OWNER}: {path} holds {in_file[0]} but no {other}; give both, or neither")
     ways = [w for w, given in (("x_val/y_val in the file", bool(in_file)), (f"val_path={val_path!r}", val_path is not None),
                                (f"val_fraction={val_fraction!r}", val_fraction is not None)) if given]
     if len(ways) != 1:
         what = "no validation set" if not ways else f"validation set given {len(ways)} ways ({', '.join(ways)})"
-        raise ValueError(f"{OWNER}: {what}; give exactly one of: {_VAL_WAYS}")
+        raise ConfigError(f"{OWNER}: {what}; give exactly one of: {_VAL_WAYS}")
     val = None
     if in_file:
         val = _split(path, found, "x_val", "y_val", layout)
@@ -195,18 +196,18 @@ def _check_arrays(*, root: Path | None, seed: int, path, layout: str, val_path, 
         vpath = Path(val_path).expanduser()
         val = _split(vpath, vfound, _pick(vpath, vfound, ("x", "images")), _pick(vpath, vfound, ("y", "labels")), layout)
     if val is not None and val.chw != train.chw:
-        raise ValueError(f"{OWNER}: validation images ({val.x_key} in {val.path}) are {_fmt(val.chw)} but "
+        raise ConfigError(f"{OWNER}: validation images ({val.x_key} in {val.path}) are {_fmt(val.chw)} but "
                          f"training images ({train.x_key}) are {_fmt(train.chw)} (channels x H x W); they must match")
     names_key = "class_names" if "class_names" in found else None
     if names_key:
         shape, dtype = found[names_key]
         if dtype.kind not in "US" or len(shape) != 1:
-            raise ValueError(f"{OWNER}: class_names in {path} is {dtype} of shape {shape}; expected a 1-d "
+            raise ConfigError(f"{OWNER}: class_names in {path} is {dtype} of shape {shape}; expected a 1-d "
                              "array of strings (np.array(names, dtype=str))")
     if val is not None:  # with val_fraction the split sizes depend on the labels: checked at load
         for key, want, have in (("n_train", n_train, train.n), ("n_val", n_val, val.n)):
             if want is not None and want > have:
-                raise ValueError(f"{OWNER}: {key}={want!r} is not allowed; only {have} samples available")
+                raise ConfigError(f"{OWNER}: {key}={want!r} is not allowed; only {have} samples available")
     c = train.chw[0]
     mean = None if mean is None else check_stats(OWNER, "mean", mean, c, positive=False)
     std = None if std is None else check_stats(OWNER, "std", std, c, positive=True)
@@ -234,10 +235,10 @@ def _check_range(split: _Split, y: np.ndarray, k: int, why: str) -> None:
     """Labels must be 0..k-1; one line naming the first bad label and the allowed range."""
     bad = y[(y < 0) | (y >= k)]
     if bad.size and k < 1:
-        raise ValueError(f"{OWNER}: {split.y_key} in {split.path} holds label {int(bad[0])}; "
+        raise ConfigError(f"{OWNER}: {split.y_key} in {split.path} holds label {int(bad[0])}; "
                          "allowed: integers 0..K-1")
     if bad.size:
-        raise ValueError(f"{OWNER}: {split.y_key} in {split.path} holds label {int(bad[0])}; "
+        raise ConfigError(f"{OWNER}: {split.y_key} in {split.path} holds label {int(bad[0])}; "
                          f"allowed: 0..{k - 1} ({why})")
 
 
@@ -288,7 +289,7 @@ def arrays(*, root: Path | None, seed: int, path: str | None = None, layout: str
     else:
         is_val = stratified_split(y, plan.val_fraction, seed)
         if is_val.all() or not is_val.any():
-            raise ValueError(f"{OWNER}: val_fraction={plan.val_fraction!r} leaves {int(is_val.sum())} of "
+            raise ConfigError(f"{OWNER}: val_fraction={plan.val_fraction!r} leaves {int(is_val.sum())} of "
                              f"{len(y)} images for validation; expected at least one in each split")
         xv, yv, x, y = x[is_val], y[is_val], x[~is_val], y[~is_val]
         source = f"val_fraction={plan.val_fraction}"

@@ -20,6 +20,7 @@ import numpy as np
 from ablate.data._checks import check_choice, check_optional_int
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import TensorImageDataset, seeded_subset
+from ablate.errors import ConfigError
 
 _URL = "https://www.cs.toronto.edu/~kriz/{}-python.tar.gz"
 # Per-channel mean/std of the training sets on the [0, 1] scale (the widely used values).
@@ -41,7 +42,7 @@ def _names(values: list) -> tuple[str, ...]:
 def _images(owner: str, path: Path, data: Any) -> np.ndarray:
     arr = np.asarray(data, dtype=np.uint8)
     if arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{owner}: {path} holds data of shape {arr.shape}; expected N x 3072")
+        raise ConfigError(f"{owner}: {path} holds data of shape {arr.shape}; expected N x 3072")
     return arr.reshape(-1, 3, 32, 32)
 
 
@@ -76,7 +77,7 @@ def _check_cifar10(*, root: Path | None, seed: int, n_train: int | None, n_val: 
     check_optional_int("cifar10", "n_train", n_train, 1)
     check_optional_int("cifar10", "n_val", n_val, 1)
     if root is None:
-        raise ValueError("cifar10: root=None is not allowed; expected the dir holding cifar-10-batches-py")
+        raise ConfigError("cifar10: root=None is not allowed; expected the dir holding cifar-10-batches-py")
     _require("cifar10", Path(root) / "cifar-10-batches-py", _C10_BATCHES + ("test_batch", "batches.meta"),
              "cifar-10", Path(root))
 
@@ -105,7 +106,7 @@ def _check_cifar100(*, root: Path | None, seed: int, n_train: int | None, n_val:
     check_optional_int("cifar100", "n_val", n_val, 1)
     check_choice("cifar100", "labels", labels, ("fine", "coarse"))
     if root is None:
-        raise ValueError("cifar100: root=None is not allowed; expected the dir holding cifar-100-python")
+        raise ConfigError("cifar100: root=None is not allowed; expected the dir holding cifar-100-python")
     _require("cifar100", Path(root) / "cifar-100-python", ("train", "test", "meta"), "cifar-100", Path(root))
 
 

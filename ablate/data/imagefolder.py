@@ -34,6 +34,7 @@ from ablate.data.tensor import (
     seeded_subset,
     stats_from_histograms,
 )
+from ablate.errors import ConfigError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # `in_memory: auto` decodes into memory up to this many uint8 bytes (train + val): 2 GiB.
@@ -71,7 +72,7 @@ def decode_image(path: Path, in_chans: int, size: tuple[int, int] | None, owner:
             arr = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on read-only)
     except (UnidentifiedImageError, OSError) as exc:  # a truncated or non-image file: one line
         why = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(f"{owner}: cannot decode {path} ({type(exc).__name__}: {why})") from None
+        raise ConfigError(f"{owner}: cannot decode {path} ({type(exc).__name__}: {why})") from None
     return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
 
 
@@ -115,7 +116,7 @@ def scan_split(owner: str, folder: Path, classes: tuple[str, ...] | None) -> tup
         classes = found
     extra = [c for c in found if c not in classes]
     if extra:
-        raise ValueError(f"{owner}: class {extra[0]!r} in {folder} is not in the train split; "
+        raise ConfigError(f"{owner}: class {extra[0]!r} in {folder} is not in the train split; "
                          f"allowed: {', '.join(classes)}")
     index = {c: i for i, c in enumerate(classes)}
     samples = [(p, index[c]) for c in found for p in sorted((folder / c).iterdir())
@@ -133,7 +134,7 @@ def _header_size(owner: str, path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.size[1], im.size[0]
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{owner}: cannot read {path} as an image ({type(exc).__name__}); "
+        raise ConfigError(f"{owner}: cannot read {path} as an image ({type(exc).__name__}); "
                          f"allowed: {', '.join(IMAGE_EXTENSIONS)} files PIL can open") from None
 
 
@@ -163,7 +164,7 @@ def _common_size(owner: str, paths: Sequence[Path], sizes: Iterator[tuple[int, i
 def _check_in_memory(owner: str, value: Any) -> Any:
     if value is True or value is False or value == "auto":
         return value
-    raise ValueError(f"{owner}: in_memory={value!r} is not allowed; allowed: auto, true, false")
+    raise ConfigError(f"{owner}: in_memory={value!r} is not allowed; allowed: auto, true, false")
 
 
 def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: int, n_train, n_val, mean,
@@ -172,14 +173,14 @@ def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: in
     owner = "imagefolder"
     size = None if image_size is None else check_image_size(owner, image_size)
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans not in (1, 3):
-        raise ValueError(f"{owner}: in_chans={in_chans!r} is not allowed; allowed: 1, 3")
+        raise ConfigError(f"{owner}: in_chans={in_chans!r} is not allowed; allowed: 1, 3")
     n_train = check_optional_int(owner, "n_train", n_train, 1)
     n_val = check_optional_int(owner, "n_val", n_val, 1)
     mean = None if mean is None else check_stats(owner, "mean", mean, in_chans, positive=False)
     std = None if std is None else check_stats(owner, "std", std, in_chans, positive=True)
     in_memory = _check_in_memory(owner, in_memory)
     if root is None:
-        raise ValueError(f"{owner}: root=None is not allowed; expected a dir holding train/ and val/")
+        raise ConfigError(f"{owner}: root=None is not allowed; expected a dir holding train/ and val/")
     for split in ("train", "val"):
         if not (Path(root) / split).is_dir():
             raise FileNotFoundError(f"{owner}: {Path(root) / split} not found; {_LAYOUT}")

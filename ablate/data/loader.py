@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ablate.data._checks import check_bool, check_int, check_stats
 from ablate.data.tensor import TensorImageDataset
+from ablate.errors import ConfigError
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
@@ -165,7 +166,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
     mean = check_stats(owner, "mean", mean, chans, positive=False)
     std = check_stats(owner, "std", std, len(mean), positive=True)
     if len(dataset) == 0:
-        raise ValueError(f"{owner}: dataset is empty; expected at least one sample")
+        raise ConfigError(f"{owner}: dataset is empty; expected at least one sample")
     kw = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment, mean=mean,
               std=std, drop_last=drop_last, pad=pad, hflip=hflip)
     if isinstance(dataset, TensorImageDataset):

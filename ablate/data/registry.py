@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 from torch.utils.data import Dataset
 
 from ablate.data._checks import check_int
+from ablate.errors import ConfigError
 
 # Keys of the `data` config group that configure the loader, not the dataset.
 LOADER_KEYS: tuple[str, ...] = ("batch_size", "num_workers", "augment", "pad", "hflip", "drop_last")
@@ -62,7 +63,7 @@ def register_dataset(name: str, check: Callable[..., None] | None = None
 
     def wrap(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
         if name in _BUILDERS:
-            raise ValueError(f"dataset {name!r} is already registered (by {_BUILDERS[name].__module__})")
+            raise ConfigError(f"dataset {name!r} is already registered (by {_BUILDERS[name].__module__})")
         _BUILDERS[name] = fn
         if check is not None:
             _CHECKS[name] = check
@@ -95,11 +96,11 @@ def check_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs
     options = dataset_options(name)
     unknown = sorted(k for k in kwargs if k not in options)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: unknown option {unknown[0]!r}; allowed: {', '.join(options) or '(none)'}"
         )
     if root is not None and not isinstance(root, (str, Path)):
-        raise ValueError(f"{name}: root={root!r} is not allowed; expected a path or null")
+        raise ConfigError(f"{name}: root={root!r} is not allowed; expected a path or null")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     root = None if root is None else Path(root)
     if name in _CHECKS:  # may raise FileNotFoundError / ImportError for missing data or packages
@@ -125,7 +126,7 @@ def split_config(cfg: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any], dict
     cfg = dict(cfg)
     name = cfg.pop("name", None)
     if not isinstance(name, str):
-        raise ValueError(f"data: name={name!r} is not allowed; allowed: {', '.join(list_datasets())}")
+        raise ConfigError(f"data: name={name!r} is not allowed; allowed: {', '.join(list_datasets())}")
     root = cfg.pop("root", None)
     loader = {k: cfg.pop(k) for k in LOADER_KEYS if k in cfg}
     return name, root, cfg, loader
@@ -133,5 +134,5 @@ def split_config(cfg: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any], dict
 
 def _get_builder(name: str) -> Callable[..., DataBundle]:
     if not isinstance(name, str) or name not in _BUILDERS:
-        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(list_datasets())}")
+        raise ConfigError(f"unknown dataset {name!r}; allowed: {', '.join(list_datasets())}")
     return _BUILDERS[name]

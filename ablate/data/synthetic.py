@@ -37,6 +37,7 @@ import numpy as np
 from ablate.data._checks import check_int
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import TensorImageDataset, channel_stats
+from ablate.errors import ConfigError
 from ablate.io import atomic_write
 
 # Bump when the generator's output changes for the same params: it re-keys the cache.
@@ -150,7 +151,7 @@ def _check_params(name: str, image_size, n_train, n_val, clutter, object_size, m
     else:
         need = 2 * (object_size + 2 * margin)
     if image_size < need:
-        raise ValueError(f"{name}: image_size={image_size} is too small for object_size={object_size}"
+        raise ConfigError(f"{name}: image_size={image_size} is too small for object_size={object_size}"
                          f" and margin={margin}; need image_size >= {need}")
 
 

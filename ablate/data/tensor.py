@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ablate.errors import ConfigError
+
 # Pixels per bincount call in channel_histograms (its int64 temporary is 8 bytes a pixel).
 _STATS_CHUNK = 1 << 24
 
@@ -28,11 +30,11 @@ class TensorImageDataset(Dataset):
         images = torch.as_tensor(images)
         labels = torch.as_tensor(labels)
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(
+            raise ConfigError(
                 f"TensorImageDataset: images must be uint8 N,C,H,W; got {images.dtype} {tuple(images.shape)}"
             )
         if labels.ndim != 1 or labels.shape[0] != images.shape[0] or labels.is_floating_point():
-            raise ValueError(
+            raise ConfigError(
                 f"TensorImageDataset: labels must be N integers; got {labels.dtype} {tuple(labels.shape)}"
                 f" for {images.shape[0]} images"
             )
@@ -69,7 +71,7 @@ def channel_histograms(images: torch.Tensor | np.ndarray) -> np.ndarray:
     """
     x = np.asarray(images)
     if x.dtype != np.uint8 or x.ndim != 4:
-        raise ValueError(f"channel_histograms: images must be uint8 N,C,H,W; got {x.dtype} {x.shape}")
+        raise ConfigError(f"channel_histograms: images must be uint8 N,C,H,W; got {x.dtype} {x.shape}")
     hist = np.zeros((x.shape[1], 256), dtype=np.int64)
     step = max(1, _STATS_CHUNK // max(1, x[0, 0].size))  # bincount widens to intp: keep chunks small
     for lo in range(0, x.shape[0], step):
@@ -84,7 +86,7 @@ def stats_from_histograms(hist: np.ndarray) -> tuple[tuple[float, ...], tuple[fl
     values = np.arange(256, dtype=np.float64) / 255.0
     n = hist.sum(axis=1).astype(np.float64)
     if hist.ndim != 2 or hist.shape[1] != 256 or not np.all(n > 0):
-        raise ValueError(f"stats_from_histograms: expected C×256 counts with pixels in every channel; got {hist.shape}")
+        raise ConfigError(f"stats_from_histograms: expected C×256 counts with pixels in every channel; got {hist.shape}")
     mean = (hist * values).sum(axis=1) / n
     std = np.sqrt((hist * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / n)
     # A constant channel (e.g. an all-zero debug set) would divide by zero in the loader.
@@ -113,6 +115,6 @@ def seeded_subset(owner: str, key: str, n_total: int, n_keep: int | None, seed: 
     if n_keep is None or n_keep == n_total:
         return None
     if n_keep > n_total:
-        raise ValueError(f"{owner}: {key}={n_keep!r} is not allowed; only {n_total} samples available")
+        raise ConfigError(f"{owner}: {key}={n_keep!r} is not allowed; only {n_total} samples available")
     rng = np.random.default_rng([seed, salt])
     return np.sort(rng.permutation(n_total)[:n_keep])

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from ablate.errors import ConfigError
 from ablate.report.spec import TableSpec
 from ablate.track.runkey import NON_SEMANTIC_KEYS
 
@@ -115,7 +116,7 @@ def check_one_setting(spec: TableSpec, cell: str, frame: RunFrame, mask: np.ndar
     diff = differing_keys(frame, mask)
     if diff:
         shown = "; ".join(f"{k}: {', '.join(v[:4])}{', ...' if len(v) > 4 else ''}" for k, v in list(diff.items())[:6])
-        raise ValueError(
+        raise ConfigError(
             f"table {spec.name!r}, cell {cell!r}: its runs differ in {', '.join(diff)} ({shown}); "
             "add these keys to the row's where or the spec's where, so one cell is one setting"
         )
@@ -131,7 +132,7 @@ def layout(spec: TableSpec, frame: RunFrame) -> tuple[list[tuple[str, Any, dict]
         vals = ax.values if ax.values is not None else frame.values(ax.key, base)
         rows = [(ax.label(v), v, {ax.key: v}) for v in vals]
         if not rows:
-            raise ValueError(f"table {spec.name!r}: no runs have a value for row_key {ax.key!r}; give row_key.values")
+            raise ConfigError(f"table {spec.name!r}: no runs have a value for row_key {ax.key!r}; give row_key.values")
     if spec.column_key is None:
         cols: list[tuple[Optional[str], dict]] = [(None, {})]
     else:
@@ -139,7 +140,7 @@ def layout(spec: TableSpec, frame: RunFrame) -> tuple[list[tuple[str, Any, dict]
         vals = ax.values if ax.values is not None else frame.values(ax.key, base)
         cols = [(ax.label(v), {ax.key: v}) for v in vals]
         if not cols:
-            raise ValueError(f"table {spec.name!r}: no runs have a value for column_key {ax.key!r}; give column_key.values")
+            raise ConfigError(f"table {spec.name!r}: no runs have a value for column_key {ax.key!r}; give column_key.values")
     return rows, cols
 
 

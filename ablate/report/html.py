@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ablate.errors import ConfigError
 from ablate.report.cells import setting_labels
 from ablate.report.plots import label_settings
 from ablate.report.render import html_page, to_html, write_table
@@ -59,7 +60,7 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
 
         specs = [load_table_spec(own), *specs]
     if not specs and manifest is None:
-        raise ValueError(f"unknown sweep {sweep!r} (no table spec names it, no manifest in {paths.sweeps_dir}); "
+        raise ConfigError(f"unknown sweep {sweep!r} (no table spec names it, no manifest in {paths.sweeps_dir}); "
                          f"allowed: {', '.join(known_sweeps(paths)) or '(none)'}")
     st = open_store(store, paths, manifest)
     out_dir = Path(out_dir) if out_dir is not None else reports_dir(paths) / sweep

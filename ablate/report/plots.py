@@ -17,6 +17,8 @@ from typing import Iterable, Optional
 
 import matplotlib
 
+from ablate.errors import ConfigError
+
 matplotlib.use("Agg")  # files only, never a display (CI, servers)
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -67,7 +69,7 @@ def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
 def _check_key(df: pd.DataFrame, key: str, what: str) -> None:
     if key not in df.columns:
         allowed = ", ".join(sorted(c for c in df.columns if c != "setting"))
-        raise ValueError(f"plot: unknown {what} {key!r}; allowed: {allowed or '(no completed runs)'}")
+        raise ConfigError(f"plot: unknown {what} {key!r}; allowed: {allowed or '(no completed runs)'}")
 
 
 def plot_metric_vs(records: Iterable[dict], x: str, y: str = "top1", series: Optional[str] = None,
@@ -164,7 +166,7 @@ def plot_curves(records: Iterable[dict], metrics_of, y: str = "val_top1", series
             if r.get(y) is not None and "epoch" in r:
                 rows.append({"setting": setting, "epoch": int(r["epoch"]) + 1, "y": float(r[y]), "run_key": key})
     if not rows:
-        raise ValueError(f"plot curves: no per-epoch rows with {y!r} in the completed runs (metrics.jsonl)")
+        raise ConfigError(f"plot curves: no per-epoch rows with {y!r} in the completed runs (metrics.jsonl)")
     long = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for i, (name, g) in enumerate(long.groupby("setting", sort=True)):

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
+from ablate.errors import ConfigError
 from ablate.report.spec import FORMATS
 from ablate.report.table import Table
 
@@ -157,7 +158,7 @@ def check_formats(formats: Iterable[str]) -> list[str]:
     out = []
     for f in formats:
         if f not in FORMATS:
-            raise ValueError(f"unknown format {f!r}; allowed: {', '.join(FORMATS)}")
+            raise ConfigError(f"unknown format {f!r}; allowed: {', '.join(FORMATS)}")
         out.append(f)
     return out
 

@@ -30,6 +30,8 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from ablate.errors import ConfigError
+
 SPENDING = ("obf", "pocock")
 _GRID = 801  # integration points per look (odd, Simpson); boundaries are exact to ~1e-6
 SEQUENTIAL_NAMES = {
@@ -41,7 +43,7 @@ SEQUENTIAL_NAMES = {
 def spent(t: float, alpha: float, kind: str = "obf") -> float:
     """Cumulative two-sided alpha spent at information fraction ``t`` in [0, 1]."""
     if kind not in SPENDING:
-        raise ValueError(f"unknown alpha spending {kind!r}; allowed: {', '.join(SPENDING)}")
+        raise ConfigError(f"unknown alpha spending {kind!r}; allowed: {', '.join(SPENDING)}")
     t = min(max(float(t), 0.0), 1.0)
     if t <= 0.0:
         return 0.0
@@ -54,7 +56,7 @@ def nominal_levels(fractions: Sequence[float], alpha: float = 0.05, kind: str = 
     """Two-sided nominal p-value threshold of each look at increasing information ``fractions``."""
     ts = tuple(round(float(t), 9) for t in fractions)
     if any(b <= a for a, b in zip(ts, ts[1:])) or not ts or ts[0] <= 0 or ts[-1] > 1 + 1e-9:
-        raise ValueError(f"information fractions {list(ts)}; allowed: increasing values in (0, 1]")
+        raise ConfigError(f"information fractions {list(ts)}; allowed: increasing values in (0, 1]")
     return list(_levels(ts, float(alpha), kind))
 
 
@@ -113,13 +115,13 @@ class Design:
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
-            raise ValueError(f"--alpha {self.alpha!r}; allowed: a number in (0, 1)")
+            raise ConfigError(f"--alpha {self.alpha!r}; allowed: a number in (0, 1)")
         if isinstance(self.max_seeds, bool) or not isinstance(self.max_seeds, int) or self.max_seeds < 2:
-            raise ValueError(f"--max-seeds {self.max_seeds!r}; allowed: an integer >= 2")
+            raise ConfigError(f"--max-seeds {self.max_seeds!r}; allowed: an integer >= 2")
         if self.spending not in SPENDING:
-            raise ValueError(f"--spending {self.spending!r}; allowed: {', '.join(SPENDING)}")
+            raise ConfigError(f"--spending {self.spending!r}; allowed: {', '.join(SPENDING)}")
         if self.margin is not None and not self.margin > 0:
-            raise ValueError(f"--margin {self.margin!r}; allowed: a number > 0")
+            raise ConfigError(f"--margin {self.margin!r}; allowed: a number > 0")
 
     def fraction(self, n_cell: int, n_base: int) -> float:
         """Information fraction of a comparison with these seed counts (0 when untestable)."""

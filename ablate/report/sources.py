@@ -9,12 +9,25 @@ the name of the sweep that trained it first, so keep the manifest next to import
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ablate.errors import ConfigError
 from ablate.report.spec import TableSpec
 from ablate.track.manifest import SweepManifest
 from ablate.track.store import ResultsStore, RunDirStore, get_store
+
+
+def wandb_source(text: Optional[str]) -> Optional[str]:
+    """``--wandb`` value -> a ``get_store`` source (``wandb:...``), or None for the local store."""
+    if text is None:
+        return None
+    if os.path.isdir(text):
+        return "wandb:" + str(Path(text).resolve())
+    if text.count("/") != 1 or not all(text.split("/")):
+        raise ConfigError(f"--wandb {text!r}; allowed: ENTITY/PROJECT or an existing directory with offline W&B runs")
+    return "wandb:" + text
 
 
 def project_paths(overrides: list[str] | tuple = ()) -> Any:

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 from ablate.config import load_structured, project_root, spec_path
+from ablate.errors import ConfigError
 
 FORMATS = ("md", "tex", "html", "csv")
 AGGREGATES = ("mean_std", "mean", "share")
@@ -124,47 +125,47 @@ class TableSpec:
         self.row_key, self.column_key = coerce(AxisSpec, self.row_key), coerce(AxisSpec, self.column_key)
         where = f"table {self.name!r}"
         if self.rows and self.row_key is not None:
-            raise ValueError(f"{where}: give rows or row_key, not both")
+            raise ConfigError(f"{where}: give rows or row_key, not both")
         if not self.rows and self.row_key is None:
-            raise ValueError(f"{where}: rows is empty (give rows or row_key)")
+            raise ConfigError(f"{where}: rows is empty (give rows or row_key)")
         if not self.metrics:
-            raise ValueError(f"{where}: metrics is empty")
+            raise ConfigError(f"{where}: metrics is empty")
         _choice(where, "format", self.formats, FORMATS)
         _choice(where, "test", [self.test], TESTS)
         if self.test in PAIRED_TESTS and not self.pair_by_seed:
-            raise ValueError(f"{where}: test {self.test!r} is paired; set pair_by_seed: true or use one of welch, mannwhitney")
+            raise ConfigError(f"{where}: test {self.test!r} is paired; set pair_by_seed: true or use one of welch, mannwhitney")
         if self.pair_by_seed and self.test in ("welch", "mannwhitney"):
-            raise ValueError(f"{where}: pair_by_seed with unpaired test {self.test!r}; allowed: auto, {', '.join(PAIRED_TESTS)}")
+            raise ConfigError(f"{where}: pair_by_seed with unpaired test {self.test!r}; allowed: auto, {', '.join(PAIRED_TESTS)}")
         if not 0 < self.alpha < 1:
-            raise ValueError(f"{where}: alpha={self.alpha!r}; allowed: a number in (0, 1)")
+            raise ConfigError(f"{where}: alpha={self.alpha!r}; allowed: a number in (0, 1)")
         ids = [m.id for m in self.metrics]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"{where}: metric {max(ids, key=ids.count)!r} appears twice with the same aggregate")
+            raise ConfigError(f"{where}: metric {max(ids, key=ids.count)!r} appears twice with the same aggregate")
         for m in self.metrics:
             _choice(f"{where}: metric {m.key!r}", "aggregate", [m.aggregate], AGGREGATES)
             if m.best is not None:
                 _choice(f"{where}: metric {m.key!r}", "best", [m.best], BEST)
             if (m.aggregate == "share") != (m.threshold is not None):
-                raise ValueError(f"{where}: metric {m.key!r}: threshold goes with aggregate share (and only with it)")
+                raise ConfigError(f"{where}: metric {m.key!r}: threshold goes with aggregate share (and only with it)")
             if m.bounds is not None and (len(m.bounds) != 2 or not m.bounds[0] < m.bounds[1]):
-                raise ValueError(f"{where}: metric {m.key!r}: bounds={list(m.bounds)!r}; allowed: [lo, hi] with lo < hi, or null")
+                raise ConfigError(f"{where}: metric {m.key!r}: bounds={list(m.bounds)!r}; allowed: [lo, hi] with lo < hi, or null")
             if m.power and not (m.delta and m.aggregate == "mean_std"):
-                raise ValueError(f"{where}: metric {m.key!r}: power goes with aggregate mean_std and delta: true")
+                raise ConfigError(f"{where}: metric {m.key!r}: power goes with aggregate mean_std and delta: true")
             try:
                 format(1.0, m.fmt)
             except ValueError:
-                raise ValueError(f"{where}: metric {m.key!r}: bad fmt {m.fmt!r}; allowed: a Python format spec such as .2f") from None
+                raise ConfigError(f"{where}: metric {m.key!r}: bad fmt {m.fmt!r}; allowed: a Python format spec such as .2f") from None
         if self.baseline is not None and str(self.baseline) not in self.row_labels_or_values():
-            raise ValueError(f"{where}: unknown baseline {self.baseline!r}; allowed: {', '.join(self.row_labels_or_values())}")
+            raise ConfigError(f"{where}: unknown baseline {self.baseline!r}; allowed: {', '.join(self.row_labels_or_values())}")
         for pair in self.contrasts:
             if len(pair) != 2 or any(str(r) not in self.row_labels_or_values() for r in pair):
-                raise ValueError(f"{where}: contrast {list(pair)!r}; allowed: two of {', '.join(self.row_labels_or_values())}")
+                raise ConfigError(f"{where}: contrast {list(pair)!r}; allowed: two of {', '.join(self.row_labels_or_values())}")
         if self.baseline is None and any(m.delta for m in self.metrics):
-            raise ValueError(f"{where}: a metric has delta: true but baseline is not set")
+            raise ConfigError(f"{where}: a metric has delta: true but baseline is not set")
         for p in self.plots:
             _choice(f"{where}: plot", "kind", [p.kind], PLOT_KINDS)
             if p.kind == "metric_vs" and not p.x:
-                raise ValueError(f"{where}: plot metric_vs needs x (a config key such as attention.reduction)")
+                raise ConfigError(f"{where}: plot metric_vs needs x (a config key such as attention.reduction)")
 
     @property
     def effective_test(self) -> str:
@@ -184,13 +185,13 @@ class TableSpec:
         for m in self.metrics:
             if m.key == key:
                 return m
-        raise ValueError(f"table {self.name!r}: unknown metric {key!r}; allowed: {', '.join(m.key for m in self.metrics)}")
+        raise ConfigError(f"table {self.name!r}: unknown metric {key!r}; allowed: {', '.join(m.key for m in self.metrics)}")
 
 
 def _choice(where: str, what: str, values: list, allowed: tuple) -> None:
     for v in values:
         if v not in allowed:
-            raise ValueError(f"{where}: unknown {what} {v!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{where}: unknown {what} {v!r}; allowed: {', '.join(allowed)}")
 
 
 def analysis_dir() -> Path:

@@ -33,6 +33,8 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import stats
 
+from ablate.errors import ConfigError
+
 CONFIDENCE = 0.95
 NAN = float("nan")
 TESTS = ("welch", "mannwhitney", "ttest_rel", "wilcoxon")
@@ -133,7 +135,7 @@ def compare(x: Sequence[float], base: Sequence[float], test: str, *,
     metric clip a difference's interval to [lo - hi, hi - lo].
     """
     if test not in TESTS:
-        raise ValueError(f"unknown test {test!r}; allowed: {', '.join(TESTS)}")
+        raise ConfigError(f"unknown test {test!r}; allowed: {', '.join(TESTS)}")
     a, b = np.asarray(x, dtype=float), np.asarray(base, dtype=float)
     if a.size == 0 or b.size == 0:
         return Comparison(alpha=alpha)
@@ -141,7 +143,7 @@ def compare(x: Sequence[float], base: Sequence[float], test: str, *,
         return _compare_shares(a, b, threshold, alpha)
     if test in ("ttest_rel", "wilcoxon"):
         if len(x_seeds) != a.size or len(base_seeds) != b.size:
-            raise ValueError("paired comparison needs one seed per value")
+            raise ConfigError("paired comparison needs one seed per value")
         common = sorted(set(x_seeds) & set(base_seeds))
         if not common:
             return Comparison(test=test, estimand=ESTIMAND[test], alpha=alpha)

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import pandas as pd
 
+from ablate.errors import ConfigError
 from ablate.report.cells import RunFrame, check_one_setting, layout
 from ablate.report.spec import MetricSpec, TableSpec
 from ablate.report.sequential import Design, decision, look_level
@@ -178,7 +179,7 @@ def _check_metrics(spec: TableSpec, frame: RunFrame) -> None:
                                           and pd.api.types.is_numeric_dtype(frame.df[c])})
     for m in spec.metrics:
         if m.key not in known:
-            raise ValueError(f"table {spec.name!r}: unknown metric key {m.key!r}; allowed: {', '.join(known)}")
+            raise ConfigError(f"table {spec.name!r}: unknown metric key {m.key!r}; allowed: {', '.join(known)}")
 
 
 def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], has_manifest: bool) -> _Cell:
@@ -208,7 +209,7 @@ def _baseline_label(spec: TableSpec, rows: list[tuple[str, Any, dict]]) -> Optio
     for label, value, _ in rows:
         if str(spec.baseline) in (label, str(value)):
             return label
-    raise ValueError(f"table {spec.name!r}: unknown baseline {spec.baseline!r}; allowed: {', '.join(r[0] for r in rows)}")
+    raise ConfigError(f"table {spec.name!r}: unknown baseline {spec.baseline!r}; allowed: {', '.join(r[0] for r in rows)}")
 
 
 def _score(m: MetricSpec, s: Summary) -> float:

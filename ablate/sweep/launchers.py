@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
+from ablate.errors import ConfigError
 from ablate.sweep.packing import device_slots, run_pool
 from ablate.sweep.runner import PlannedRun
 from ablate.track.lock import RunLocked
@@ -48,15 +49,15 @@ class LauncherConfig:
 
     def __post_init__(self) -> None:
         if self.name not in LAUNCHERS:
-            raise ValueError(f"unknown launcher {self.name!r}; allowed: {', '.join(LAUNCHERS)}")
+            raise ConfigError(f"unknown launcher {self.name!r}; allowed: {', '.join(LAUNCHERS)}")
         if self.workers == "auto":  # one worker per CPU core this process may use
             self.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"launcher.workers={self.workers!r}; allowed: an integer >= 1 or auto")
+            raise ConfigError(f"launcher.workers={self.workers!r}; allowed: an integer >= 1 or auto")
         if self.runs_per_gpu is not None and (not isinstance(self.runs_per_gpu, int) or self.runs_per_gpu < 1):
-            raise ValueError(f"launcher.runs_per_gpu={self.runs_per_gpu!r}; allowed: null or an integer >= 1")
+            raise ConfigError(f"launcher.runs_per_gpu={self.runs_per_gpu!r}; allowed: null or an integer >= 1")
         if self.mem_per_run_gb is not None and not self.mem_per_run_gb > 0:
-            raise ValueError(f"launcher.mem_per_run_gb={self.mem_per_run_gb!r}; allowed: null or a number > 0")
+            raise ConfigError(f"launcher.mem_per_run_gb={self.mem_per_run_gb!r}; allowed: null or a number > 0")
 
     def slots(self, default: int) -> list[Optional[str]]:
         """One entry per worker: its CUDA_VISIBLE_DEVICES (None = leave as is / CPU)."""
@@ -155,7 +156,7 @@ class ParallelLauncher(Launcher):
 
 def launcher_class(name: str) -> type[Launcher]:
     if name not in LAUNCHERS:
-        raise ValueError(f"unknown launcher {name!r}; allowed: {', '.join(LAUNCHERS)}")
+        raise ConfigError(f"unknown launcher {name!r}; allowed: {', '.join(LAUNCHERS)}")
     module, cls = LAUNCHERS[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -167,5 +168,5 @@ def get_launcher(cfg: dict[str, Any]) -> Launcher:
     allowed = [f.name for f in fields(cls.config_class)]
     unknown = sorted(set(cfg) - set(allowed))
     if unknown:
-        raise ValueError(f"launcher {cls.name}: unknown option {unknown[0]!r}; allowed: {', '.join(allowed)}")
+        raise ConfigError(f"launcher {cls.name}: unknown option {unknown[0]!r}; allowed: {', '.join(allowed)}")
     return cls(cls.config_class(**cfg))

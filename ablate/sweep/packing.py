@@ -16,6 +16,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from ablate.errors import ConfigError
+
 log = logging.getLogger("ablate")
 
 
@@ -61,7 +63,7 @@ def device_slots(runs_per_gpu: Optional[int], mem_per_run_gb: Optional[float] = 
     if runs_per_gpu is None:
         return []
     if not isinstance(runs_per_gpu, int) or runs_per_gpu < 1:
-        raise ValueError(f"launcher.runs_per_gpu={runs_per_gpu!r}; allowed: null or an integer >= 1")
+        raise ConfigError(f"launcher.runs_per_gpu={runs_per_gpu!r}; allowed: null or an integer >= 1")
     ids = [str(g) for g in gpus] if gpus else visible_gpus()
     if not ids:
         log.info("packing: no GPU visible; %d worker processes on CPU", runs_per_gpu)
@@ -72,7 +74,7 @@ def device_slots(runs_per_gpu: Optional[int], mem_per_run_gb: Optional[float] = 
             have = free.get(gid)
             if have is not None and runs_per_gpu * mem_per_run_gb > have:
                 fits = int(have // mem_per_run_gb)
-                raise ValueError(
+                raise ConfigError(
                     f"launcher.runs_per_gpu={runs_per_gpu} x mem_per_run_gb={mem_per_run_gb} does not fit GPU {gid} "
                     f"({have:.1f} GB free); allowed: runs_per_gpu <= {fits}")
     log.info("packing: %d runs on each of GPUs %s", runs_per_gpu, ",".join(ids))

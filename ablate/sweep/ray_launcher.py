@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ablate.errors import ConfigError
 from ablate.sweep.launchers import Launcher, LauncherConfig
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class RayLauncherConfig(LauncherConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.cpus_per_run > 0 or self.gpus_per_run < 0:
-            raise ValueError(f"launcher.cpus_per_run={self.cpus_per_run!r}, gpus_per_run={self.gpus_per_run!r}; "
+            raise ConfigError(f"launcher.cpus_per_run={self.cpus_per_run!r}, gpus_per_run={self.gpus_per_run!r}; "
                              "allowed: cpus_per_run > 0, gpus_per_run >= 0")
 
 
@@ -63,7 +64,7 @@ class RayLauncher(Launcher):
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise ValueError("launcher ray needs ray; allowed: pip install ray (or another launcher: local, parallel, slurm)") from None
+            raise ConfigError("launcher ray needs ray; allowed: pip install ray (or another launcher: local, parallel, slurm)") from None
 
     def _map(self, fn: Callable[[Any], Any], args: list, label: Callable[[Any, Any], str]) -> list:
         import ray

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ablate.config import compose
+from ablate.errors import ConfigError
 from ablate.track.manifest import SweepManifest
 from ablate.sweep.spec import SweepSpec
 from ablate.track.record import FINAL_STATUSES
@@ -33,8 +34,8 @@ def plan_sweep(spec: SweepSpec, extra: list[str] | tuple = (), seeds_by_cell: Op
     for overrides in spec.expand(extra, seeds_by_cell):
         try:
             plan = prepare(compose(overrides))
-        except ValueError as exc:
-            raise ValueError(f"sweep {spec.name!r}, run [{' '.join(overrides)}]: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"sweep {spec.name!r}, run [{' '.join(overrides)}]: {exc}") from None
         if plan.key not in seen:
             seen.add(plan.key)
             runs.append(PlannedRun(overrides, plan))

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from ablate.errors import ConfigError
 from ablate.io import read_json, write_json
 from ablate.sweep.launchers import Launcher, LauncherConfig
 
@@ -62,10 +63,10 @@ class SlurmLauncherConfig(LauncherConfig):
 def partitions() -> list[str]:
     """The cluster's partitions (``sinfo``); the default one loses its ``*``."""
     if shutil.which("sinfo") is None:
-        raise ValueError("launcher slurm: sinfo not found; allowed: a machine with SLURM client tools (and SLURM_CONF set)")
+        raise ConfigError("launcher slurm: sinfo not found; allowed: a machine with SLURM client tools (and SLURM_CONF set)")
     out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
-        raise ValueError(f"launcher slurm: sinfo failed: {(out.stderr.strip().splitlines() or ['no output'])[-1]}")
+        raise ConfigError(f"launcher slurm: sinfo failed: {(out.stderr.strip().splitlines() or ['no output'])[-1]}")
     return sorted({p.strip().rstrip("*") for p in out.stdout.split() if p.strip()})
 
 
@@ -146,10 +147,10 @@ class SlurmLauncher(Launcher):
         try:
             import submitit  # noqa: F401
         except ImportError:
-            raise ValueError("launcher slurm needs submitit; allowed: pip install 'ablate[cluster]'") from None
+            raise ConfigError("launcher slurm needs submitit; allowed: pip install 'ablate[cluster]'") from None
         existing = partitions()
         if self.cfg.partition is not None and self.cfg.partition not in existing:
-            raise ValueError(f"SLURM partition {self.cfg.partition!r} does not exist; allowed: {', '.join(existing) or '(none)'}")
+            raise ConfigError(f"SLURM partition {self.cfg.partition!r} does not exist; allowed: {', '.join(existing) or '(none)'}")
 
     def _executor(self, folder: Path, name: str):
         import submitit

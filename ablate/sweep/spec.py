@@ -16,6 +16,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 
 from ablate.config import load_structured, project_root, spec_path
+from ablate.errors import ConfigError
 
 KINDS = ("grid", "optuna")
 
@@ -32,7 +33,7 @@ class BaseSweepSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"sweep {self.name!r}: unknown kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+            raise ConfigError(f"sweep {self.name!r}: unknown kind {self.kind!r}; allowed: {', '.join(KINDS)}")
 
 
 @dataclass
@@ -45,12 +46,12 @@ class SweepSpec(BaseSweepSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kind != "grid":
-            raise ValueError(f"sweep {self.name!r}: kind {self.kind!r} is not a grid; load it with load_sweep()")
+            raise ConfigError(f"sweep {self.name!r}: kind {self.kind!r} is not a grid; load it with load_sweep()")
         if not self.seeds:
-            raise ValueError(f"sweep {self.name!r}: seeds is empty; allowed: a list of integers >= 0")
+            raise ConfigError(f"sweep {self.name!r}: seeds is empty; allowed: a list of integers >= 0")
         for key, values in self.grid.items():
             if not values:
-                raise ValueError(f"sweep {self.name!r}: grid axis {key!r} has no values")
+                raise ConfigError(f"sweep {self.name!r}: grid axis {key!r} has no values")
 
     def cells(self, extra: list[str] | tuple = ()) -> list[tuple[str, ...]]:
         """Every grid cell's overrides: base, then extra (command line), then the axes; no seed."""
@@ -94,7 +95,7 @@ def load_sweep(name: str):
     path = spec_path(name, sweeps_dir(), "sweep")
     kind = OmegaConf.load(path).get("kind", "grid")
     if kind not in KINDS:
-        raise ValueError(f"sweep {path.stem!r}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+        raise ConfigError(f"sweep {path.stem!r}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
     if kind == "optuna":
         from ablate.sweep.study_spec import StudySpec as cls
     else:

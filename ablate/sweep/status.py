@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
+from ablate.errors import ConfigError
 from ablate.io import read_json
 
 STATES = ("completed", "running", "queued", "failed", "diverged", "pruned", "preempted", "missing")
@@ -52,7 +53,7 @@ def sweep_status(name: str, overrides: list[str] | tuple = (), storage: Optional
         from ablate.track.manifest import SweepManifest
 
         launched = SweepManifest.launched(paths.sweeps_dir)
-        raise ValueError(f"sweep {name!r} has not been launched (no manifest in {paths.sweeps_dir}); "
+        raise ConfigError(f"sweep {name!r} has not been launched (no manifest in {paths.sweeps_dir}); "
                          f"allowed: {', '.join(launched) or '(none launched yet)'}")
     store = RunDirStore(manifest.runs_dir or paths.runs_dir)
     sweep_dir = Path(paths.sweeps_dir) / name

@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from ablate.errors import ConfigError
+
 ALLOWED = ("journal:///PATH", "PATH.journal", "sqlite:///PATH", "postgresql://USER:PASS@HOST:PORT/DB",
            "mysql://USER:PASS@HOST:PORT/DB")
 _RDB = re.compile(r"^(sqlite|postgresql|mysql)(\+[a-z0-9_]+)?://")
@@ -30,20 +32,20 @@ def check_storage_url(url: Optional[str]) -> None:
     if url is None:
         return
     if not isinstance(url, str) or not url.strip():
-        raise ValueError(f"bad storage URL {url!r}; allowed: null (journal in the sweep dir), {', '.join(ALLOWED)}")
+        raise ConfigError(f"bad storage URL {url!r}; allowed: null (journal in the sweep dir), {', '.join(ALLOWED)}")
     if url.startswith("journal://"):
         if not url[len("journal://"):].strip("/"):
-            raise ValueError(f"bad storage URL {url!r}: no file path; allowed: {', '.join(ALLOWED)}")
+            raise ConfigError(f"bad storage URL {url!r}: no file path; allowed: {', '.join(ALLOWED)}")
         return
     if "://" not in url and url.endswith(".journal"):
         return
     m = _RDB.match(url)
     if not m:
-        raise ValueError(f"bad storage URL {url!r}; allowed: null (journal in the sweep dir), {', '.join(ALLOWED)}")
+        raise ConfigError(f"bad storage URL {url!r}; allowed: null (journal in the sweep dir), {', '.join(ALLOWED)}")
     if m.group(1) == "sqlite" and not url.startswith("sqlite:///"):
-        raise ValueError(f"bad storage URL {url!r}: sqlite needs three slashes (sqlite:///PATH)")
+        raise ConfigError(f"bad storage URL {url!r}: sqlite needs three slashes (sqlite:///PATH)")
     if m.group(1) != "sqlite" and not re.match(r"^[^:]+://[^/]*[^/:@]+", url):
-        raise ValueError(f"bad storage URL {url!r}: no host; allowed: {', '.join(ALLOWED)}")
+        raise ConfigError(f"bad storage URL {url!r}: no host; allowed: {', '.join(ALLOWED)}")
 
 
 def resolve_storage_url(url: Optional[str], sweep_dir: str | Path) -> str:
@@ -83,4 +85,4 @@ def open_storage(url: str):
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # noqa: BLE001 - driver missing, auth, refused: all one-line errors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"cannot open storage {redact(url)!r}: {type(exc).__name__}: {first}") from None
+        raise ConfigError(f"cannot open storage {redact(url)!r}: {type(exc).__name__}: {first}") from None

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
+from ablate.errors import ConfigError
 from ablate.track.manifest import SweepManifest
 from ablate.sweep.storage import open_storage, redact, resolve_storage_url
 from ablate.sweep.study_spec import StudySpec
@@ -41,8 +42,8 @@ def plan_study(spec: StudySpec, extra: list[str] | tuple = ()) -> tuple[StudyJob
     for overrides in spec.corner_overrides(extra):
         try:
             plan = prepare(compose(overrides))
-        except ValueError as exc:
-            raise ValueError(f"sweep {spec.name!r}, search value in [{' '.join(overrides)}]: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"sweep {spec.name!r}, search value in [{' '.join(overrides)}]: {exc}") from None
         config = config or plan.config
     sweep_dir = Path(config["paths"]["sweeps_dir"]) / spec.name
     env = {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}
@@ -64,12 +65,12 @@ def create_study(job: StudyJob):
         study = optuna.create_study(study_name=spec.resolved_study_name, storage=storage,
                                     directions=spec.directions, load_if_exists=True)
     except ValueError as exc:  # e.g. an existing study with other directions
-        raise ValueError(f"study {spec.resolved_study_name!r} in {redact(job.storage)!r}: {exc}") from None
+        raise ConfigError(f"study {spec.resolved_study_name!r} in {redact(job.storage)!r}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a DB that refuses us is bad input, not a crash
-        raise ValueError(f"cannot use storage {redact(job.storage)!r}: {type(exc).__name__}: "
+        raise ConfigError(f"cannot use storage {redact(job.storage)!r}: {type(exc).__name__}: "
                          f"{(str(exc).splitlines() or [''])[0]}") from None
     if [d.name.lower() for d in study.directions] != spec.directions:
-        raise ValueError(f"study {study.study_name!r} exists with directions "
+        raise ConfigError(f"study {study.study_name!r} exists with directions "
                          f"{[d.name.lower() for d in study.directions]}; the sweep asks {spec.directions}")
     for key, value in (("sweep", spec.name), ("objectives", spec.objectives), ("n_trials", spec.n_trials)):
         study.set_user_attr(key, value)

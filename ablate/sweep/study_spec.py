@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ablate.errors import ConfigError
 from ablate.sweep.spec import BaseSweepSpec, _fmt
 
 # metric in result.json -> Optuna direction. Top-1/top-5 are maximised, costs are minimised.
@@ -59,23 +60,23 @@ def parse_param(sweep: str, key: str, raw: Any) -> Param:
         raw = {"type": "categorical", "choices": raw} if isinstance(raw, (list, tuple)) else {"type": raw}
     kind = raw.get("type", "categorical" if "choices" in raw else None)
     if kind not in PARAM_TYPES:
-        raise ValueError(f"{where}: unknown type {kind!r}; allowed: {', '.join(PARAM_TYPES)}")
+        raise ConfigError(f"{where}: unknown type {kind!r}; allowed: {', '.join(PARAM_TYPES)}")
     unknown = sorted(set(raw) - _PARAM_KEYS[kind])
     if unknown:
-        raise ValueError(f"{where}: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(_PARAM_KEYS[kind]))}")
+        raise ConfigError(f"{where}: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(_PARAM_KEYS[kind]))}")
     if kind == "categorical":
         choices = raw.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
-            raise ValueError(f"{where}: choices must be a non-empty list")
+            raise ConfigError(f"{where}: choices must be a non-empty list")
         return Param(key, kind, choices=tuple(choices))
     low, high, step, log = raw.get("low"), raw.get("high"), raw.get("step"), bool(raw.get("log", False))
     num = int if kind == "int" else (int, float)
     if not isinstance(low, num) or not isinstance(high, num) or isinstance(low, bool) or not low <= high:
-        raise ValueError(f"{where}: low={low!r} high={high!r}; allowed: {kind} numbers with low <= high")
+        raise ConfigError(f"{where}: low={low!r} high={high!r}; allowed: {kind} numbers with low <= high")
     if step is not None and (not isinstance(step, num) or step <= 0):
-        raise ValueError(f"{where}: step={step!r}; allowed: a {kind} > 0")
+        raise ConfigError(f"{where}: step={step!r}; allowed: a {kind} > 0")
     if log and (low <= 0 or step not in (None, 1)):
-        raise ValueError(f"{where}: log=true needs low > 0 and no step")
+        raise ConfigError(f"{where}: log=true needs low > 0 and no step")
     return Param(key, kind, low=low, high=high, step=step, log=log)
 
 
@@ -102,29 +103,29 @@ class StudySpec(BaseSweepSpec):
 
         where = f"sweep {self.name!r}"
         if self.kind != "optuna":
-            raise ValueError(f"{where}: kind {self.kind!r} is not a study; load it with load_sweep()")
+            raise ConfigError(f"{where}: kind {self.kind!r} is not a study; load it with load_sweep()")
         if not self.search:
-            raise ValueError(f"{where}: search space is empty; allowed: {SPACE_HELP}")
+            raise ConfigError(f"{where}: search space is empty; allowed: {SPACE_HELP}")
         self.params = [parse_param(self.name, k, v) for k, v in self.search.items()]
         bad = [m for m in self.objectives if m not in DIRECTIONS]
         if bad or not self.objectives or len(set(self.objectives)) != len(self.objectives):
-            raise ValueError(f"{where}: objectives {self.objectives!r}; allowed: distinct names from {', '.join(DIRECTIONS)}")
+            raise ConfigError(f"{where}: objectives {self.objectives!r}; allowed: distinct names from {', '.join(DIRECTIONS)}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"{where}: unknown sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
+            raise ConfigError(f"{where}: unknown sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
         if self.pruner not in PRUNERS:
-            raise ValueError(f"{where}: unknown pruner {self.pruner!r}; allowed: {', '.join(PRUNERS)}")
+            raise ConfigError(f"{where}: unknown pruner {self.pruner!r}; allowed: {', '.join(PRUNERS)}")
         if self.pruner != "none" and len(self.objectives) > 1:
             # Optuna cannot prune multi-objective trials (Trial.report raises for them).
-            raise ValueError(f"{where}: pruner {self.pruner!r} needs one objective; allowed with {len(self.objectives)}: none")
+            raise ConfigError(f"{where}: pruner {self.pruner!r} needs one objective; allowed with {len(self.objectives)}: none")
         if self.pruner != "none" and self.objectives[0] not in ("top1", "top5", "loss"):
-            raise ValueError(f"{where}: pruner {self.pruner!r} needs a per-epoch objective; allowed: top1, top5, loss "
+            raise ConfigError(f"{where}: pruner {self.pruner!r} needs a per-epoch objective; allowed: top1, top5, loss "
                              f"(or pruner: none)")
         if not isinstance(self.n_trials, int) or self.n_trials < 1:
-            raise ValueError(f"{where}: n_trials={self.n_trials!r}; allowed: an integer >= 1")
+            raise ConfigError(f"{where}: n_trials={self.n_trials!r}; allowed: an integer >= 1")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise ValueError(f"{where}: workers={self.workers!r}; allowed: null or an integer >= 1")
+            raise ConfigError(f"{where}: workers={self.workers!r}; allowed: null or an integer >= 1")
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"{where}: seed={self.seed!r}; allowed: an integer >= 0")
+            raise ConfigError(f"{where}: seed={self.seed!r}; allowed: an integer >= 0")
         check_storage_url(self.storage)
 
     @property

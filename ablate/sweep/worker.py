@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ablate.errors import ConfigError
 from ablate.sweep.study_spec import Param, StudySpec
 
 log = logging.getLogger("ablate")
@@ -61,7 +62,7 @@ def make_sampler(spec: StudySpec, seed: int):
             return optuna.samplers.NSGAIISampler(seed=seed, **opts)
         return optuna.samplers.RandomSampler(seed=seed, **opts)
     except TypeError as exc:
-        raise ValueError(f"sweep {spec.name!r}: sampler_options for {kind}: {exc}") from None
+        raise ConfigError(f"sweep {spec.name!r}: sampler_options for {kind}: {exc}") from None
 
 
 def make_pruner(spec: StudySpec, epochs: int):
@@ -75,7 +76,7 @@ def make_pruner(spec: StudySpec, epochs: int):
             return optuna.pruners.HyperbandPruner(**{"min_resource": 1, "max_resource": max(1, epochs), **opts})
         return optuna.pruners.NopPruner()
     except TypeError as exc:
-        raise ValueError(f"sweep {spec.name!r}: pruner_options for {spec.pruner}: {exc}") from None
+        raise ConfigError(f"sweep {spec.name!r}: pruner_options for {spec.pruner}: {exc}") from None
 
 
 def worker_seed(job: StudyJob) -> int:
@@ -162,7 +163,7 @@ def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
     overrides = spec.trial_overrides(values, trial.number, job.extra)
     try:
         plan = prepare(compose(overrides))
-    except ValueError as exc:  # a combination the corner check could not foresee
+    except ConfigError as exc:  # a combination the corner check could not foresee
         trial.set_user_attr("status", "failed")
         trial.set_user_attr("message", str(exc))
         study.tell(trial, state=TrialState.FAIL)

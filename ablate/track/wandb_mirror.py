@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from ablate.errors import ConfigError
+
 MODES = ("offline", "online", "disabled")
 
 
@@ -24,7 +26,7 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"unknown tracking.mode {self.mode!r}; allowed: {', '.join(MODES)}")
+            raise ConfigError(f"unknown tracking.mode {self.mode!r}; allowed: {', '.join(MODES)}")
 
 
 class WandbMirror:

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ablate.errors import ConfigError
 from ablate.track.store import RunFiles
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
@@ -55,24 +56,24 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"trainer.epochs={self.epochs!r}; allowed: an integer >= 1")
+            raise ConfigError(f"trainer.epochs={self.epochs!r}; allowed: an integer >= 1")
         if self.warmup_epochs < 0:
-            raise ValueError(f"trainer.warmup_epochs={self.warmup_epochs!r}; allowed: >= 0")
+            raise ConfigError(f"trainer.warmup_epochs={self.warmup_epochs!r}; allowed: >= 0")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"trainer.label_smoothing={self.label_smoothing!r}; allowed: [0, 1)")
+            raise ConfigError(f"trainer.label_smoothing={self.label_smoothing!r}; allowed: [0, 1)")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"trainer.min_lr_ratio={self.min_lr_ratio!r}; allowed: [0, 1]")
+            raise ConfigError(f"trainer.min_lr_ratio={self.min_lr_ratio!r}; allowed: [0, 1]")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ValueError(f"trainer.threads={self.threads!r}; allowed: null or an integer >= 1")
+            raise ConfigError(f"trainer.threads={self.threads!r}; allowed: null or an integer >= 1")
         dev = str(self.device)
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            raise ValueError(f"trainer.device={dev!r}; allowed: {', '.join(DEVICES)}")
+            raise ConfigError(f"trainer.device={dev!r}; allowed: {', '.join(DEVICES)}")
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"trainer.device={self.device!r} but CUDA is not available; allowed here: auto, cpu")
+            raise ConfigError(f"trainer.device={self.device!r} but CUDA is not available; allowed here: auto, cpu")
         return torch.device(self.device)
 
 

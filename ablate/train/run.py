@@ -22,6 +22,7 @@ from typing import Callable, Optional
 from omegaconf import DictConfig
 
 from ablate.config import to_container
+from ablate.errors import ConfigError
 from ablate.track.lock import RunLocked  # noqa: F401  (re-exported: launchers catch it)
 from ablate.track.record import FINAL_STATUSES, METRICS, RunRecord
 from ablate.track.runkey import run_key
@@ -75,16 +76,16 @@ def prepare(cfg: DictConfig) -> RunPlan:
     try:  # names, options, ranges and the presence of source files: no data is read
         check_dataset(data_name, root=data_root, **data_kwargs)
     except (FileNotFoundError, ImportError) as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
+        raise ConfigError(str(exc).splitlines()[0]) from None
     bs = loader_kwargs.get("batch_size", 128)
     if not isinstance(bs, int) or bs < 1:
-        raise ValueError(f"data.batch_size={bs!r}; allowed: an integer >= 1")
+        raise ConfigError(f"data.batch_size={bs!r}; allowed: an integer >= 1")
     model = dict(config["model"])
     model_name = model.pop("name")
     attention = dict(config["attention"])
     seed = config["seed"]
     if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r}; allowed: an integer >= 0")
+        raise ConfigError(f"seed={seed!r}; allowed: an integer >= 0")
     # Building the model checks every architecture and attention knob (cheap, CPU, no data).
     create_model(model_name, num_classes=10, attention=attention, **model)
     key = run_key(config)

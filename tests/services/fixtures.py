@@ -135,7 +135,7 @@ def latex_available() -> str:
     service_entry("latex")
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None or shutil.which("pdftoppm") is None:
-        pytest.skip(f"latex: pdflatex or pdftoppm not on PATH; run scripts/services/latex.sh")
+        pytest.skip("latex: pdflatex or pdftoppm not on PATH; run scripts/services/latex.sh")
     return pdflatex
 
 

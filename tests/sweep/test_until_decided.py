@@ -8,7 +8,7 @@ import pytest
 
 from ablate.cli import main
 from ablate.report.sequential import Design
-from ablate.sweep.until_decided import CellState, _next_seeds
+from ablate.report.until_decided import CellState, next_seeds
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
@@ -91,9 +91,9 @@ def test_bad_sequential_options_are_one_line(home, sweep, capsys):
 
 
 def test_next_seeds_go_to_undecided_cells_and_their_baseline_only():
-    g = {"base": {("attention=none",)}, "a": {("attention=se",)}, "b": {("attention=ca",)}}
+    g = {"base": {"attention=none"}, "a": {"attention=se"}, "b": {"attention=ca"}}
     state = {"seeds": {"attention=none": [0, 1, 2], "attention=se": [0, 1, 2], "attention=ca": [0, 1, 2]}}
     states = [CellState("a", "base", 3, 3, 0.4, 0.01, "undecided"), CellState("b", "base", 3, 3, 1e-4, 0.01, "effect")]
-    add = _next_seeds(states, g, state, Design(max_seeds=4), step=2)
+    add = next_seeds(states, g, state, Design(max_seeds=4), step=2)
     assert add == {"attention=none": [3], "attention=se": [3]}  # capped at 4 seeds; "b" is decided
-    assert _next_seeds([CellState("b", "base", 3, 3, 1e-4, 0.01, "effect")], g, state, Design(), 2) == {}
+    assert next_seeds([CellState("b", "base", 3, 3, 1e-4, 0.01, "effect")], g, state, Design(), 2) == {}

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
-from ablate.track.store._base import STATUSES, ResultsStore, flatten
+from ablate.track.record import STATUSES
+from ablate.track.store._base import ResultsStore, flatten
 from ablate.track.store._memory import InMemoryStore
 from ablate.track.store._rundir import RunDirStore, RunFiles
 from ablate.track.store._wandb import WandbStore

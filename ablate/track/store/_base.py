@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from typing import Any, Iterator, Mapping, Optional
 
-from ablate.track.record import STATUSES, RunRecord  # noqa: E402  (re-exported)
+from ablate.track.record import RunRecord
 
 
 def flatten(record: Mapping[str, Any]) -> dict:

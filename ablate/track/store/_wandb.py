@@ -26,6 +26,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from ablate.errors import ConfigError
 from ablate.track.record import METRICS, RunRecord
 from ablate.track.store._base import ResultsStore
 
@@ -43,7 +44,7 @@ def read_wandb_log(path: str | Path) -> list[bytes]:
     """The raw records of a ``.wandb`` transaction log (a torn tail is ignored)."""
     data = Path(path).read_bytes()
     if not data.startswith(_HEADER):
-        raise ValueError(f"{path}: not a W&B transaction log (header {data[:4]!r}); allowed: a run-*.wandb file")
+        raise ConfigError(f"{path}: not a W&B transaction log (header {data[:4]!r}); allowed: a run-*.wandb file")
     out, buf, pos = [], b"", 7
     while pos + _CHUNK_HEADER <= len(data):
         left = _BLOCK - pos % _BLOCK
@@ -142,7 +143,7 @@ class WandbStore(ResultsStore):
         self.source = str(source)
         self.offline = os.path.isdir(self.source)
         if not self.offline and not re.fullmatch(r"[^/\s]+/[^/\s]+", self.source):
-            raise ValueError(f"W&B source {source!r}; allowed: ENTITY/PROJECT or a directory with offline runs")
+            raise ConfigError(f"W&B source {source!r}; allowed: ENTITY/PROJECT or a directory with offline runs")
         self._api = api
         self._records: Optional[dict[str, dict]] = None
         self._attempts: dict[str, list[dict]] = {}
