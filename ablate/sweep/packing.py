@@ -85,7 +85,9 @@ def device_slots(runs_per_gpu: Optional[int], mem_per_run_gb: Optional[float] = 
 def _init_worker(slots, threads: int, log_level: int) -> None:
     """Pool initializer: claim one slot for the life of this worker, before any CUDA use."""
     # Spawned interpreters start without the parent's logging set-up: progress lines would vanish.
-    logging.basicConfig(level=log_level, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    from ablate.sweep.launchers._base import setup_worker
+
+    setup_worker({}, log_level)
     slot = slots.get()
     if slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot

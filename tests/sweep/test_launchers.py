@@ -13,18 +13,20 @@ def test_every_launcher_yaml_builds_its_launcher(home):
     from ablate.config import compose, group_options
     from ablate.config import to_container
 
-    assert group_options("launcher") == sorted(LAUNCHERS)
+    assert group_options("launcher") == LAUNCHERS.names()
     for name in group_options("launcher"):
         launcher = get_launcher(to_container(compose([f"launcher={name}"]))["launcher"])
         assert launcher.name == name
 
 
 @pytest.mark.parametrize("cfg, words", [
-    ({"name": "moon"}, ["unknown launcher 'moon'; allowed: local, parallel, slurm, ray"]),
+    ({"name": "moon"}, ["unknown launcher 'moon'; allowed: local, parallel, ray, slurm"]),
     ({"name": "local", "workerz": 2}, ["launcher local: unknown option 'workerz'", "workers"]),
     ({"name": "parallel", "workers": 0}, ["launcher.workers=0"]),
     ({"name": "parallel", "runs_per_gpu": 0}, ["launcher.runs_per_gpu=0"]),
-    ({"name": "local", "mem_per_run_gb": -1}, ["launcher.mem_per_run_gb=-1"]),
+    ({"name": "parallel", "mem_per_run_gb": -1}, ["launcher.mem_per_run_gb=-1"]),
+    # local never turns into parallel behind the user's back: it has no packing keys
+    ({"name": "local", "runs_per_gpu": 2}, ["launcher local: unknown option 'runs_per_gpu'; allowed: name, workers"]),
     ({"name": "slurm", "partitio": "debug"}, ["launcher slurm: unknown option 'partitio'", "partition"]),
 ])
 def test_bad_launcher_config(cfg, words):
@@ -66,7 +68,7 @@ STUDY = "kind: optuna\noverrides: [attention=ca]\nsearch: {attention.reduction: 
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["launcher.name=moon"], ["unknown launcher 'moon'; allowed: local, parallel, slurm, ray"]),
+    (["launcher.name=moon"], ["unknown launcher 'moon'; allowed: local, parallel, ray, slurm"]),
     (["--storage", "mongodb://x"], ["bad storage URL 'mongodb://x'", "sqlite:///PATH"]),
     (["--storage", "postgresql://ablate:pw@127.0.0.1:1/none"], ["cannot open storage", "ablate:***@127.0.0.1:1", "OperationalError"]),
     (["--n-trials", "0"], ["n_trials=0"]),

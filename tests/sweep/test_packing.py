@@ -17,7 +17,7 @@ def test_runs_per_gpu_2_on_cpu_runs_two_at_once_and_finishes_a_4_run_grid(home, 
     sweep = tmp_path / "grid4.yaml"
     sweep.write_text("grid: {attention: [none, ca]}\nseeds: [0, 1]\n")
     # ~2 s runs, so that two concurrent runs overlap by more than the seconds resolution of result.json
-    assert main(["sweep", str(sweep), "--no-table", "launcher.runs_per_gpu=2", *TINY,
+    assert main(["sweep", str(sweep), "--no-table", "launcher=parallel", "launcher.runs_per_gpu=2", *TINY,
                  "data.n_train=1024", "trainer.epochs=2"]) == 0
     recs = [json.loads(p.read_text()) for p in (home / "outputs" / "runs").glob("*/result.json")]
     assert len(recs) == 4 and all(r["status"] == "completed" for r in recs)

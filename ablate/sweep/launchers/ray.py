@@ -13,12 +13,11 @@ tasks start in well under a second. ``ray`` is imported inside methods: it is op
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ablate.errors import ConfigError
-from ablate.sweep.launchers import Launcher, LauncherConfig
+from ablate.sweep.launchers._base import LAUNCHERS, Launcher, LauncherConfig, capture_env, run_one, setup_worker
 
 if TYPE_CHECKING:
     from ablate.sweep.runner import PlannedRun
@@ -46,12 +45,11 @@ class RayLauncherConfig(LauncherConfig):
 
 def _task(fn: Callable[[Any], Any], arg: Any, env: dict[str, str], level: int) -> Any:
     """Body of every Ray task: the driver's ABLATE_* variables and log level, then ``fn(arg)``."""
-    for k, v in env.items():
-        os.environ.setdefault(k, v)
-    logging.basicConfig(level=level, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    setup_worker(env, level)
     return fn(arg)
 
 
+@LAUNCHERS.register("ray")
 class RayLauncher(Launcher):
     """Ray tasks sized by ``cpus_per_run``/``gpus_per_run``; a private instance is stopped at the end."""
 
@@ -79,7 +77,7 @@ class RayLauncher(Launcher):
                 init["num_cpus"] = max(1, int(c.workers * c.cpus_per_run))
             ray.init(**init)
         try:
-            env = {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}
+            env = capture_env()
             remote = ray.remote(num_cpus=c.cpus_per_run, num_gpus=c.gpus_per_run, max_retries=0)(_task)
             refs = {remote.remote(fn, a, env, log.getEffectiveLevel()): a for a in args}
             out, pending, n = [], list(refs), 0
@@ -96,12 +94,10 @@ class RayLauncher(Launcher):
                 ray.shutdown()
 
     def launch(self, runs: list["PlannedRun"]) -> list[dict]:
-        from ablate.sweep.launchers import _run_in_worker
-
         self.check()
         if not runs:
             return []
-        recs = self._map(_run_in_worker, [r.plan for r in runs],
+        recs = self._map(run_one, [r.plan for r in runs],
                          lambda plan, rec: f"run {plan.key} {rec['status'] if rec else 'skipped'}")
         return [r for r in recs if r]
 

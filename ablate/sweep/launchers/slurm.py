@@ -14,7 +14,6 @@ from its checkpoint. submitit is imported inside methods: it is an optional depe
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ablate.errors import ConfigError
 from ablate.io import read_json, write_json
-from ablate.sweep.launchers import Launcher, LauncherConfig
+from ablate.sweep.launchers._base import LAUNCHERS, Launcher, PackingConfig, capture_env, setup_worker
 
 if TYPE_CHECKING:
     from ablate.sweep.runner import PlannedRun
@@ -38,8 +37,8 @@ PREEMPT_SIGNAL = "USR1"  # SLURM's warning signal for ablate's jobs (engine: SIG
 
 
 @dataclass
-class SlurmLauncherConfig(LauncherConfig):
-    """conf/launcher/slurm.yaml documents each key."""
+class SlurmLauncherConfig(PackingConfig):
+    """conf/launcher/slurm.yaml documents each key (packing keys: K runs per GPU inside a task)."""
 
     name: str = "slurm"
     workers: int = 2
@@ -100,10 +99,7 @@ class _Task:
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
     def _setenv(self) -> None:
-        for k, v in self.env.items():
-            os.environ.setdefault(k, v)
-        # The job's stderr (submitit's *_log.err) gets ablate's progress lines.
-        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+        setup_worker(self.env)  # the job's stderr (submitit's *_log.err) gets ablate's progress lines
 
 
 class RunTask(_Task):
@@ -115,12 +111,12 @@ class RunTask(_Task):
 
     def __call__(self, plans: list) -> list[dict]:
         self._setenv()
-        from ablate.sweep.launchers import LocalLauncher, ParallelLauncher
+        from ablate.sweep.launchers import get_launcher
         from ablate.sweep.runner import PlannedRun
 
         runs = [PlannedRun([], p) for p in plans]
-        cfg = LauncherConfig(**self.cfg)
-        launcher = ParallelLauncher(cfg) if len(plans) > 1 and cfg.runs_per_gpu else LocalLauncher(LauncherConfig())
+        packed = len(plans) > 1 and self.cfg.get("runs_per_gpu")  # a chunk: K runs per GPU of this node
+        launcher = get_launcher({"name": "parallel", **self.cfg} if packed else {"name": "local"})
         return _call_job(launcher.launch, runs)
 
 
@@ -134,6 +130,7 @@ class WorkerTask(_Task):
         return _call_job(work, job)
 
 
+@LAUNCHERS.register("slurm")
 class SlurmLauncher(Launcher):
     """Submits through submitit; checks the partition with sinfo before anything is submitted."""
 
@@ -175,9 +172,6 @@ class SlurmLauncher(Launcher):
         ex.update_parameters(**params)
         return ex
 
-    def _env(self) -> dict[str, str]:
-        return {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}
-
     def launch(self, runs: list["PlannedRun"]) -> list[dict]:
         self.check()
         if not runs:
@@ -188,7 +182,8 @@ class SlurmLauncher(Launcher):
         per_task = self.cfg.runs_per_gpu * max(1, self.cfg.gpus_per_node) if self.cfg.runs_per_gpu else 1
         chunks = [[r.plan for r in runs[i:i + per_task]] for i in range(0, len(runs), per_task)]
         ex = self._executor(Path(self.cfg.folder or sweep_dir / "submitit"), f"ablate-{sweep}")
-        task = RunTask(self._env(), {k: v for k, v in asdict(self.cfg).items() if k in LauncherConfig.__dataclass_fields__})
+        task = RunTask(capture_env(), {k: v for k, v in asdict(self.cfg).items() if k in PackingConfig.__dataclass_fields__
+                                       and k != "name"})
         jobs = ex.map_array(task, chunks)
         self._record(sweep_dir, jobs, [[p.key for p in chunk] for chunk in chunks], "run")
         log.info("slurm: submitted %d array tasks for %d runs (job %s)", len(jobs), len(runs), jobs[0].job_id.split("_")[0])
@@ -198,7 +193,7 @@ class SlurmLauncher(Launcher):
         self.check()
         sweep_dir = Path(job.sweep_dir)
         ex = self._executor(Path(self.cfg.folder or sweep_dir / "submitit"), f"ablate-{job.spec.name}")
-        jobs = ex.map_array(WorkerTask(self._env()), [job.for_worker(i) for i in range(workers)])
+        jobs = ex.map_array(WorkerTask(capture_env()), [job.for_worker(i) for i in range(workers)])
         self._record(sweep_dir, jobs, [[] for _ in jobs], "worker")
         log.info("slurm: submitted %d study workers (job %s)", len(jobs), jobs[0].job_id.split("_")[0])
         return self._collect(sweep_dir, jobs) if self.cfg.wait else []
