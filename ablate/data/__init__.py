@@ -7,6 +7,7 @@ this package pulls in only numpy and torch; PIL and sklearn are imported when an
 is read or the digits are loaded.
 """
 from ablate.data.registry import (
+    DATASETS,
     LOADER_KEYS,
     DataBundle,
     check_dataset,
@@ -19,10 +20,8 @@ from ablate.data.registry import (
 from ablate.data.tensor import TensorImageDataset
 from ablate.data.loader import augment_batch, make_loader
 
-# Imported for their @register_dataset side effect.
-from ablate.data import synthetic, cifar, imagefolder, arrays, digits  # noqa: E402,F401  isort: skip
-
 __all__ = [
+    "DATASETS",
     "LOADER_KEYS",
     "DataBundle",
     "check_dataset",

@@ -7,7 +7,7 @@ Checks run before any file is read or any image generated.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from ablate.errors import ConfigError
 
@@ -40,14 +40,6 @@ def check_float(owner: str, key: str, value: Any, lo: float, hi: float) -> float
     if ok and lo <= value <= hi:
         return float(value)
     raise ConfigError(f"{owner}: {key}={value!r} is not allowed; expected a number in [{lo}, {hi}]")
-
-
-def check_choice(owner: str, key: str, value: Any, choices: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``choices``; else raise ValueError listing them."""
-    choices = tuple(choices)
-    if isinstance(value, str) and value in choices:
-        return value
-    raise ConfigError(f"{owner}: {key}={value!r} is not allowed; allowed: {', '.join(choices)}")
 
 
 def check_image_size(owner: str, value: Any, lo: int = 8, hi: int = 1024) -> tuple[int, int]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ablate.data._checks import check_choice, check_optional_int
+from ablate.data._checks import check_optional_int
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import TensorImageDataset, seeded_subset
-from ablate.errors import ConfigError
+from ablate.errors import ConfigError, check_choice
 
 _URL = "https://www.cs.toronto.edu/~kriz/{}-python.tar.gz"
 # Per-channel mean/std of the training sets on the [0, 1] scale (the widely used values).
@@ -104,7 +104,7 @@ def _check_cifar100(*, root: Path | None, seed: int, n_train: int | None, n_val:
     """Options and files, without reading them (the registry's pre-flight check)."""
     check_optional_int("cifar100", "n_train", n_train, 1)
     check_optional_int("cifar100", "n_val", n_val, 1)
-    check_choice("cifar100", "labels", labels, ("fine", "coarse"))
+    check_choice("cifar100 labels", labels, ("fine", "coarse"))
     if root is None:
         raise ConfigError("cifar100: root=None is not allowed; expected the dir holding cifar-100-python")
     _require("cifar100", Path(root) / "cifar-100-python", ("train", "test", "meta"), "cifar-100", Path(root))

@@ -10,18 +10,17 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from torch.utils.data import Dataset
 
 from ablate.data._checks import check_int
 from ablate.errors import ConfigError
+from ablate.registry import Registry
 
 # Keys of the `data` config group that configure the loader, not the dataset.
 LOADER_KEYS: tuple[str, ...] = ("batch_size", "num_workers", "augment", "pad", "hflip", "drop_last")
 
-_BUILDERS: dict[str, Callable[..., "DataBundle"]] = {}
-_CHECKS: dict[str, Callable[..., None]] = {}
 
 
 @dataclass
@@ -52,9 +51,22 @@ class DataBundle:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: its builder and its pre-flight check (None: options only)."""
+
+    builder: Callable[..., "DataBundle"]
+    check: Optional[Callable[..., None]] = None
+
+
+# Every module of ablate.data registers its datasets: a new dataset is one new module here
+# (plus conf/data/<name>.yaml); nothing else lists them.
+DATASETS: Registry[DatasetEntry] = Registry("dataset", discover="ablate.data")
+
+
 def register_dataset(name: str, check: Callable[..., None] | None = None
                      ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
-    """Decorator registering a builder under ``name``; a duplicate name raises ValueError.
+    """Decorator registering a builder under ``name``; a duplicate name is refused.
 
     ``check(root=..., seed=..., **options)`` validates the options (and that the files a real
     dataset needs exist) in milliseconds, without reading or generating data; it runs before
@@ -62,11 +74,7 @@ def register_dataset(name: str, check: Callable[..., None] | None = None
     """
 
     def wrap(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
-        if name in _BUILDERS:
-            raise ConfigError(f"dataset {name!r} is already registered (by {_BUILDERS[name].__module__})")
-        _BUILDERS[name] = fn
-        if check is not None:
-            _CHECKS[name] = check
+        DATASETS.register(name, DatasetEntry(fn, check))
         return fn
 
     return wrap
@@ -74,7 +82,7 @@ def register_dataset(name: str, check: Callable[..., None] | None = None
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_BUILDERS)
+    return DATASETS.names()
 
 
 def dataset_options(name: str) -> dict[str, Any]:
@@ -103,8 +111,9 @@ def check_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs
         raise ConfigError(f"{name}: root={root!r} is not allowed; expected a path or null")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     root = None if root is None else Path(root)
-    if name in _CHECKS:  # may raise FileNotFoundError / ImportError for missing data or packages
-        _CHECKS[name](root=root, seed=seed, **{**options, **kwargs})
+    check = DATASETS.get(name).check
+    if check is not None:  # may raise FileNotFoundError / ImportError for missing data or packages
+        check(root=root, seed=seed, **{**options, **kwargs})
     return {"root": root, "seed": seed, **kwargs}
 
 
@@ -133,6 +142,4 @@ def split_config(cfg: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any], dict
 
 
 def _get_builder(name: str) -> Callable[..., DataBundle]:
-    if not isinstance(name, str) or name not in _BUILDERS:
-        raise ConfigError(f"unknown dataset {name!r}; allowed: {', '.join(list_datasets())}")
-    return _BUILDERS[name]
+    return DATASETS.get(name).builder

@@ -169,7 +169,7 @@ BAD_OPTIONS = [
     (dict(), ["path=None", "data.path"]),
     (dict(path=""), ["path=''", "data.path"]),
     (dict(path=3), ["path=3"]),
-    (dict(val_fraction=0.25, layout="hwc"), ["layout='hwc'", "auto, nhwc, nchw"]),
+    (dict(val_fraction=0.25, layout="hwc"), ["layout 'hwc'", "auto, nhwc, nchw"]),
     (dict(val_fraction=1.5), ["val_fraction=1.5", "0.99"]),
     (dict(val_fraction=0.2, n_train=0), ["n_train=0"]),
     (dict(), ["no validation set", "x_val/y_val", "data.val_path", "data.val_fraction"]),

@@ -18,6 +18,7 @@ from ablate.data import (
     register_dataset,
     split_config,
 )
+from ablate.registry import RegistryError
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 
@@ -25,7 +26,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 def test_registry_lists_every_dataset():
     assert {"alignment", "position", "cifar10", "cifar100", "imagefolder", "arrays", "digits"} <= set(list_datasets())
     assert list_datasets() == sorted(list_datasets())
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(RegistryError, match="already registered"):
         register_dataset("alignment")(lambda **kw: None)
 
 
