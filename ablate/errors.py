@@ -22,13 +22,14 @@ def allowed(names: Iterable[Any]) -> str:
     return ", ".join(str(n) for n in names)
 
 
-def check_choice(what: str, value: Any, choices: Iterable[Any]) -> Any:
-    """Return ``value`` if it is one of ``choices``; else ``ConfigError``: ``unknown <what> 'x'; allowed: ...``."""
+def check_choice(what: str, value: Any, choices: Iterable[Any], owner: str = "") -> Any:
+    """Return ``value`` if it is one of ``choices``; else ``ConfigError``:
+    ``[<owner>: ]unknown <what> 'x'; allowed: ...`` (``owner`` names the dataset, table, ...)."""
     choices = tuple(choices)
     try:
         ok = value in choices
     except TypeError:  # an unhashable value against a dict's keys
         ok = False
     if not ok:
-        raise ConfigError(f"unknown {what} {value!r}; allowed: {allowed(choices)}")
+        raise ConfigError(f"{owner + ': ' if owner else ''}unknown {what} {value!r}; allowed: {allowed(choices)}")
     return value

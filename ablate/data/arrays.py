@@ -171,7 +171,7 @@ def _split(path: Path, found: dict, x_key: str, y_key: str, layout: str) -> _Spl
 def _check_arrays(*, root: Path | None, seed: int, path, layout: str, val_path, val_fraction,
                   n_train, n_val, mean, std) -> _Plan:
     """Options, files and array headers, without loading an array (the registry's pre-flight)."""
-    layout = check_choice(f"{OWNER} layout", layout, LAYOUTS)
+    layout = check_choice("layout", layout, LAYOUTS, owner=OWNER)
     n_train = check_optional_int(OWNER, "n_train", n_train, 1)
     n_val = check_optional_int(OWNER, "n_val", n_val, 1)
     if val_fraction is not None:

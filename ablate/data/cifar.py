@@ -104,7 +104,7 @@ def _check_cifar100(*, root: Path | None, seed: int, n_train: int | None, n_val:
     """Options and files, without reading them (the registry's pre-flight check)."""
     check_optional_int("cifar100", "n_train", n_train, 1)
     check_optional_int("cifar100", "n_val", n_val, 1)
-    check_choice("cifar100 labels", labels, ("fine", "coarse"))
+    check_choice("labels", labels, ("fine", "coarse"), owner="cifar100")
     if root is None:
         raise ConfigError("cifar100: root=None is not allowed; expected the dir holding cifar-100-python")
     _require("cifar100", Path(root) / "cifar-100-python", ("train", "test", "meta"), "cifar-100", Path(root))
