@@ -148,7 +148,7 @@ def _parse_formats(text: Optional[str]) -> Optional[list[str]]:
     """``md,tex`` -> ["md", "tex"] (one-line error on an unknown format)."""
     if text is None:
         return None
-    from ablate.report.render import check_formats
+    from ablate.report.formats import check_formats
 
     fmts = [f.strip() for f in text.split(",") if f.strip()]
     if not fmts:

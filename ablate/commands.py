@@ -111,7 +111,8 @@ def show_table(spec_name: str, overrides: list[str] | tuple = (), *, formats: Op
                wandb: Optional[str] = None, out: Optional[str] = None) -> int:
     """Build a table from the results store (or W&B), print it and write its formats."""
     from ablate.report import build_table, load_table_spec
-    from ablate.report.render import print_table, write_table
+    from ablate.report.formats import write_table
+    from ablate.report.render import print_table
     from ablate.report.sources import project_paths, sequential_state, table_records, wandb_source
 
     spec = load_table_spec(spec_name)

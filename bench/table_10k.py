@@ -55,7 +55,8 @@ def main() -> int:
     p.add_argument("--dir", help="store dir (kept; default: a temp dir, removed)")
     args = p.parse_args()
     from ablate.report import build_table, load_table_spec
-    from ablate.report.render import to_latex, to_markdown
+    from ablate.report.formats.md import to_markdown
+    from ablate.report.formats.tex import to_latex
     from ablate.report.spec import AxisSpec
     from ablate.track.store import RunDirStore
 

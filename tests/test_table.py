@@ -7,7 +7,8 @@ import pytest
 
 from ablate.report import build_table, load_table_spec
 from ablate.report.spec import TableSpec
-from ablate.report.render import to_markdown, write_table
+from ablate.report.formats import write_table
+from ablate.report.formats.md import to_markdown
 
 
 def record(key, kind, seed, top1, status="completed", branches="hw", params=3.95e6):
@@ -82,7 +83,7 @@ def test_write_md_and_csv(tmp_path):
 
 
 @pytest.mark.parametrize("bad, msg", [
-    ({"formats": ["pdf"]}, "unknown format 'pdf'; allowed: md, tex, html, csv"),
+    ({"formats": ["pdf"]}, "unknown format 'pdf'; allowed: csv, html, md, tex"),
     ({"rows": []}, "rows is empty"),
     ({"metrics": [{"key": "top1", "label": "x", "aggregate": "median"}]}, "aggregate 'median'; allowed"),
 ])

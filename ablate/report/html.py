@@ -19,9 +19,10 @@ from typing import Any, Optional, Union
 from ablate.errors import ConfigError
 from ablate.report.cells import setting_labels
 from ablate.report.plots import label_settings
-from ablate.report.render import html_page, to_html, write_table
+from ablate.report.formats import TABLE_FORMATS, write_table
+from ablate.report.formats.html import html_page, to_html
 from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
-from ablate.report.spec import FORMATS, PlotSpec, analysis_dir, list_tables, tables_for_sweep
+from ablate.report.spec import PlotSpec, analysis_dir, list_tables, tables_for_sweep
 from ablate.report.table import build_table
 from ablate.track.manifest import SweepManifest
 from ablate.track.store import ResultsStore, RunDirStore
@@ -76,7 +77,7 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
         recs, exp = (records, expected) if spec is None else sweep_records(st, sweep, manifest, spec.where)
         if spec is not None:
             table = build_table(spec, recs, exp, sequential=manifest.sequential if manifest is not None else None)
-            write_table(table, out_dir / "tables", formats=FORMATS)
+            write_table(table, out_dir / "tables", formats=TABLE_FORMATS.names())
             where = f"analysis/{spec.name}.yaml" if (Path(analysis_dir()) / f"{spec.name}.yaml").is_file() else f"{spec.name}.yaml"
             parts += [f"<h2>Table {html.escape(spec.name)} ({html.escape(where)})</h2>", to_html(table)]
             recs = label_settings(recs, setting_labels(spec, recs))  # plots name settings like the table

@@ -18,8 +18,8 @@ from omegaconf import MISSING
 
 from ablate.config import load_structured, project_root, spec_path
 from ablate.errors import ConfigError
+from ablate.report.formats import TABLE_FORMATS
 
-FORMATS = ("md", "tex", "html", "csv")
 AGGREGATES = ("mean_std", "mean", "share")
 BEST = ("max", "min")
 TESTS = ("auto", "welch", "mannwhitney", "ttest_rel", "wilcoxon")
@@ -130,7 +130,7 @@ class TableSpec:
             raise ConfigError(f"{where}: rows is empty (give rows or row_key)")
         if not self.metrics:
             raise ConfigError(f"{where}: metrics is empty")
-        _choice(where, "format", self.formats, FORMATS)
+        _choice(where, "format", self.formats, TABLE_FORMATS.names())
         _choice(where, "test", [self.test], TESTS)
         if self.test in PAIRED_TESTS and not self.pair_by_seed:
             raise ConfigError(f"{where}: test {self.test!r} is paired; set pair_by_seed: true or use one of welch, mannwhitney")

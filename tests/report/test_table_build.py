@@ -168,7 +168,7 @@ def test_ci_column_and_in_memory_store():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"formats": ["pdf"]}, "unknown format 'pdf'; allowed: md, tex, html, csv"),
+    ({"formats": ["pdf"]}, "unknown format 'pdf'; allowed: csv, html, md, tex"),
     ({"baseline": "nope"}, "unknown baseline 'nope'; allowed: base, clear, noise, holes"),
     ({"test": "anova"}, "unknown test 'anova'; allowed: auto, welch, mannwhitney, ttest_rel, wilcoxon"),
     ({"test": "wilcoxon"}, "test 'wilcoxon' is paired; set pair_by_seed"),

@@ -1,0 +1,43 @@
+"""Table output formats: one module of this package per format, each registered in ``TABLE_FORMATS``.
+
+A format is a function ``render(table) -> str`` whose name is the file extension
+(``<tables_dir>/<spec name>.<format>``): ``md`` (Markdown), ``tex`` (LaTeX, booktabs), ``html``
+(a self-contained page) and ``csv`` (the numbers behind every cell). A new format is one new
+module here; table specs and ``--format`` accept it by its name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
+
+from ablate.errors import check_choice
+from ablate.registry import Registry
+
+if TYPE_CHECKING:
+    from ablate.report.table import Table
+
+__all__ = ["TABLE_FORMATS", "check_formats", "render", "write_table"]
+
+TABLE_FORMATS: Registry[Callable[["Table"], str]] = Registry("format", discover="ablate.report.formats")
+
+
+def check_formats(formats: Iterable[str]) -> list[str]:
+    """Validate output formats (one-line ConfigError naming the allowed ones)."""
+    return [check_choice("format", f, TABLE_FORMATS.names()) for f in formats]
+
+
+def render(table: "Table", fmt: str) -> str:
+    return TABLE_FORMATS.get(fmt)(table)
+
+
+def write_table(table: "Table", out_dir: str | Path, formats: Optional[Iterable[str]] = None) -> list[Path]:
+    """Write ``<out_dir>/<name>.<fmt>`` for each format (default: the spec's); returns the paths."""
+    from ablate.io import atomic_write
+
+    paths = []
+    for fmt in check_formats(formats if formats is not None else table.spec.formats):
+        path = Path(out_dir) / f"{table.spec.name}.{fmt}"
+        text = render(table, fmt)
+        atomic_write(path, lambda fh: fh.write(text))
+        paths.append(path)
+    return paths
