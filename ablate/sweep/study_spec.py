@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ablate.errors import ConfigError
+from ablate.errors import ConfigError, check_choice
+from ablate.sweep.samplers import PRUNERS, SAMPLERS
 from ablate.sweep.spec import BaseSweepSpec, _fmt
 
 # metric in result.json -> Optuna direction. Top-1/top-5 are maximised, costs are minimised.
@@ -28,8 +29,6 @@ DIRECTIONS: dict[str, str] = {
     "top1": "maximize", "top5": "maximize", "loss": "minimize",
     "madds": "minimize", "params": "minimize", "latency_ms": "minimize",
 }
-SAMPLERS = ("auto", "tpe", "nsga2", "random")   # auto: tpe for one objective, nsga2 for several
-PRUNERS = ("median", "hyperband", "none")
 PARAM_TYPES = ("categorical", "int", "float")
 _PARAM_KEYS = {"categorical": {"type", "choices"}, "int": {"type", "low", "high", "step", "log"},
                "float": {"type", "low", "high", "step", "log"}}
@@ -110,10 +109,8 @@ class StudySpec(BaseSweepSpec):
         bad = [m for m in self.objectives if m not in DIRECTIONS]
         if bad or not self.objectives or len(set(self.objectives)) != len(self.objectives):
             raise ConfigError(f"{where}: objectives {self.objectives!r}; allowed: distinct names from {', '.join(DIRECTIONS)}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"{where}: unknown sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
-        if self.pruner not in PRUNERS:
-            raise ConfigError(f"{where}: unknown pruner {self.pruner!r}; allowed: {', '.join(PRUNERS)}")
+        check_choice("sampler", self.sampler, ["auto", *SAMPLERS.names()], owner=where)  # auto: tpe or nsga2
+        check_choice("pruner", self.pruner, PRUNERS.names(), owner=where)
         if self.pruner != "none" and len(self.objectives) > 1:
             # Optuna cannot prune multi-objective trials (Trial.report raises for them).
             raise ConfigError(f"{where}: pruner {self.pruner!r} needs one objective; allowed with {len(self.objectives)}: none")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ablate.errors import ConfigError
+from ablate.sweep.samplers import PRUNERS, SAMPLERS
 from ablate.sweep.study_spec import Param, StudySpec
 
 log = logging.getLogger("ablate")
@@ -51,30 +52,16 @@ class StudyJob:
 
 
 def make_sampler(spec: StudySpec, seed: int):
-    import optuna
-
-    kind, opts = spec.resolved_sampler, dict(spec.sampler_options)
+    kind = spec.resolved_sampler
     try:
-        if kind == "tpe":
-            # constant_liar: running trials count as bad guesses, so parallel workers spread out.
-            return optuna.samplers.TPESampler(seed=seed, **{"constant_liar": True, **opts})
-        if kind == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, **opts)
-        return optuna.samplers.RandomSampler(seed=seed, **opts)
+        return SAMPLERS.get(kind)(seed, **dict(spec.sampler_options))
     except TypeError as exc:
         raise ConfigError(f"sweep {spec.name!r}: sampler_options for {kind}: {exc}") from None
 
 
 def make_pruner(spec: StudySpec, epochs: int):
-    import optuna
-
-    opts = dict(spec.pruner_options)
     try:
-        if spec.pruner == "median":
-            return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, **opts})
-        if spec.pruner == "hyperband":
-            return optuna.pruners.HyperbandPruner(**{"min_resource": 1, "max_resource": max(1, epochs), **opts})
-        return optuna.pruners.NopPruner()
+        return PRUNERS.get(spec.pruner)(epochs, **dict(spec.pruner_options))
     except TypeError as exc:
         raise ConfigError(f"sweep {spec.name!r}: pruner_options for {spec.pruner}: {exc}") from None
 
