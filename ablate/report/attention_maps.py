@@ -168,3 +168,42 @@ def plot_attention_maps(run_dirs: dict[str, str | Path], n_inputs: int = 4, bloc
     fig.suptitle("Attention maps on validation inputs (overlaid; red = high)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def attention_runs(records: list[dict], store, where: Optional[dict] = None) -> dict[str, Path]:
+    """One completed run with a checkpoint per attention kind in the records (any registered kind
+    but ``none``), titled by the kind in capitals, in the registry's order: the run whose attention
+    knobs equal the kind's defaults first (CA with both branches before CA h-only / w-only), then
+    the one differing in the fewest knobs, then the lowest seed."""
+    import pandas as pd
+
+    from ablate.errors import ConfigError, allowed
+    from ablate.models.registry import knob_defaults
+    from ablate.report.cells import RunFrame
+
+    from ablate.track.store import RunDirStore
+
+    if not isinstance(store, RunDirStore):
+        raise ConfigError("attention maps need local run dirs with checkpoints; allowed source: the run-dir store")
+    frame = RunFrame.build(records)
+    df = frame.df[frame.mask({"status": "completed", **(where or {})})]
+    present = set(df["attention.kind"].dropna()) if "attention.kind" in df.columns else set()
+    picked: dict[str, Path] = {}
+    for kind in (k for k in attention_kinds() if k in present):
+        sub = df[df["attention.kind"] == kind]
+        off = pd.Series(0, index=sub.index)  # knobs that differ from the kind's defaults
+        for knob, default in knob_defaults(kind).items():
+            col = f"attention.{knob}"
+            if col in sub.columns:
+                same = sub[col].isna() if default is None else sub[col].map(lambda v, d=default: v == d)
+                off += (~same.astype(bool)).astype(int)
+        sub = sub.assign(_knobs_off=off)
+        order = ["_knobs_off", "seed"] if "seed" in sub.columns else ["_knobs_off"]
+        for key in sub.sort_values(order, kind="stable")["run_key"]:
+            if (store.run_dir(key) / "checkpoint.pt").is_file():
+                picked[kind.upper()] = store.run_dir(key)
+                break
+    if not picked:
+        raise ConfigError("no completed CA, SE or CBAM run with a checkpoint.pt in this sweep; allowed: completed "
+                          f"runs of an attention kind ({allowed(attention_kinds())}) with trainer.checkpoint=true")
+    return picked

@@ -23,6 +23,7 @@ from ablate.report.formats import TABLE_FORMATS, write_table
 from ablate.report.formats.html import html_page, to_html
 from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
 from ablate.report.spec import PlotSpec, analysis_dir, list_tables, tables_for_sweep
+from ablate.report.figures import make_figure
 from ablate.report.table import build_table
 from ablate.track.manifest import SweepManifest
 from ablate.track.store import ResultsStore, RunDirStore
@@ -112,60 +113,3 @@ def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsS
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return (f"<figure><img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
             f"<figcaption>{html.escape(plot.title or name)} (files: {png.name}, {pdf.name})</figcaption></figure>")
-
-
-def make_figure(plot: PlotSpec, records: list[dict], store: ResultsStore, manifest: Optional[SweepManifest] = None):
-    """The matplotlib figure of ``plot`` over ``records`` (ValueError with the reason if it cannot be drawn)."""
-    from ablate.report import plots
-
-    if plot.kind == "metric_vs":
-        return plots.plot_metric_vs(records, plot.x, plot.y, plot.series, plot.where, plot.title)
-    if plot.kind == "pareto":
-        study = manifest is not None and manifest.kind == "optuna"
-        return plots.plot_pareto(records, plot.x or "madds", plot.y, plot.series, plot.where, plot.title,
-                                 study_objectives=dict(zip(manifest.objectives or [], manifest.directions or []))
-                                 if study else None)
-    if plot.kind == "curves":
-        y = "val_top1" if plot.y == "top1" else plot.y  # metrics.jsonl names the per-epoch top-1 val_top1
-        return plots.plot_curves(records, store.metrics, y, plot.series, plot.where, plot.title)
-    from ablate.report.attention_maps import plot_attention_maps
-
-    return plot_attention_maps(attention_runs(records, store, plot.where))
-
-
-def attention_runs(records: list[dict], store: ResultsStore, where: Optional[dict] = None) -> dict[str, Path]:
-    """One completed run with a checkpoint per attention kind in the records (any registered kind
-    but ``none``), titled by the kind in capitals, in the registry's order: the run whose attention
-    knobs equal the kind's defaults first (CA with both branches before CA h-only / w-only), then
-    the one differing in the fewest knobs, then the lowest seed."""
-    import pandas as pd
-
-    from ablate.errors import ConfigError, allowed
-    from ablate.models.registry import knob_defaults
-    from ablate.report.attention_maps import attention_kinds
-    from ablate.report.cells import RunFrame
-
-    if not isinstance(store, RunDirStore):
-        raise ConfigError("attention maps need local run dirs with checkpoints; allowed source: the run-dir store")
-    frame = RunFrame.build(records)
-    df = frame.df[frame.mask({"status": "completed", **(where or {})})]
-    present = set(df["attention.kind"].dropna()) if "attention.kind" in df.columns else set()
-    picked: dict[str, Path] = {}
-    for kind in (k for k in attention_kinds() if k in present):
-        sub = df[df["attention.kind"] == kind]
-        off = pd.Series(0, index=sub.index)  # knobs that differ from the kind's defaults
-        for knob, default in knob_defaults(kind).items():
-            col = f"attention.{knob}"
-            if col in sub.columns:
-                same = sub[col].isna() if default is None else sub[col].map(lambda v, d=default: v == d)
-                off += (~same.astype(bool)).astype(int)
-        sub = sub.assign(_knobs_off=off)
-        order = ["_knobs_off", "seed"] if "seed" in sub.columns else ["_knobs_off"]
-        for key in sub.sort_values(order, kind="stable")["run_key"]:
-            if (store.run_dir(key) / "checkpoint.pt").is_file():
-                picked[kind.upper()] = store.run_dir(key)
-                break
-    if not picked:
-        raise ConfigError("no completed CA, SE or CBAM run with a checkpoint.pt in this sweep; allowed: completed "
-                          f"runs of an attention kind ({allowed(attention_kinds())}) with trainer.checkpoint=true")
-    return picked

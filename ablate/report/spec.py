@@ -18,13 +18,13 @@ from omegaconf import MISSING
 
 from ablate.config import load_structured, project_root, spec_path
 from ablate.errors import ConfigError
+from ablate.report.figures import PLOT_KINDS
 from ablate.report.formats import TABLE_FORMATS
 
 AGGREGATES = ("mean_std", "mean", "share")
 BEST = ("max", "min")
 TESTS = ("auto", "welch", "mannwhitney", "ttest_rel", "wilcoxon")
 PAIRED_TESTS = ("ttest_rel", "wilcoxon")
-PLOT_KINDS = ("curves", "pareto", "metric_vs", "attention_maps")
 PERCENT_METRICS = ("top1", "top5")  # record metrics in percent: bounded to [0, 100]
 
 
@@ -163,7 +163,7 @@ class TableSpec:
         if self.baseline is None and any(m.delta for m in self.metrics):
             raise ConfigError(f"{where}: a metric has delta: true but baseline is not set")
         for p in self.plots:
-            _choice(f"{where}: plot", "kind", [p.kind], PLOT_KINDS)
+            _choice(f"{where}: plot", "kind", [p.kind], PLOT_KINDS.names())
             if p.kind == "metric_vs" and not p.x:
                 raise ConfigError(f"{where}: plot metric_vs needs x (a config key such as attention.reduction)")
 

@@ -81,7 +81,7 @@ def test_run_without_checkpoint_is_a_clear_error(home):
 
 def test_attention_runs_pick_one_run_per_kind_with_default_knobs(runs, home):
     """Every kind present gets a panel; CA's is the run with CA's default knobs (both branches), not CA h-only."""
-    from ablate.report.html import attention_runs
+    from ablate.report.attention_maps import attention_runs
     from ablate.track.store import RunDirStore
 
     store = RunDirStore(home / "outputs" / "runs")

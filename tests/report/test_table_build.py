@@ -175,7 +175,7 @@ def test_ci_column_and_in_memory_store():
     ({"metrics": [{"key": "top1", "label": "x", "best": "biggest"}]}, "unknown best 'biggest'; allowed: max, min"),
     ({"metrics": [{"key": "top1", "label": "x", "aggregate": "share"}]}, "threshold goes with aggregate share"),
     ({"metrics": [{"key": "top1", "label": "x", "fmt": "zz"}]}, "bad fmt 'zz'"),
-    ({"plots": [{"kind": "violin"}]}, "unknown kind 'violin'; allowed: curves, pareto, metric_vs, attention_maps"),
+    ({"plots": [{"kind": "violin"}]}, "unknown kind 'violin'; allowed: attention_maps, curves, metric_vs, pareto"),
     ({"row_key": {"key": "attention.kind"}}, "give rows or row_key, not both"),
     ({"baseline": None}, "delta: true but baseline is not set"),
 ])
