@@ -103,3 +103,9 @@ def test_get_store_picks_backend(tmp_path):
     assert isinstance(get_store(tmp_path), RunDirStore)
     mem = InMemoryStore()
     assert get_store(mem) is mem
+    # "<backend>:<argument>" goes through the STORES registry; any other text is a runs dir
+    assert get_store(f"rundir:{tmp_path}").root == tmp_path
+    assert get_store(f"{tmp_path}/odd:name").root == tmp_path / "odd:name"
+    from ablate.track.store import STORES
+
+    assert STORES.names() == ["memory", "rundir", "wandb"]

@@ -11,25 +11,29 @@ from pathlib import Path
 from typing import Union
 
 from ablate.track.record import STATUSES
-from ablate.track.store._base import ResultsStore, flatten
+from ablate.track.store._base import STORES, ResultsStore, flatten
 from ablate.track.store._memory import InMemoryStore
 from ablate.track.store._rundir import RunDirStore, RunFiles
 from ablate.track.store._wandb import WandbStore
 
-__all__ = ["ResultsStore", "RunDirStore", "RunFiles", "InMemoryStore", "WandbStore", "get_store", "flatten", "STATUSES"]
+__all__ = ["STORES", "ResultsStore", "RunDirStore", "RunFiles", "InMemoryStore", "WandbStore", "get_store", "flatten", "STATUSES"]
 
 WANDB_PREFIX = "wandb:"
 
 
 def get_store(store: Union[None, str, Path, ResultsStore] = None) -> ResultsStore:
+    """``None`` (the configured runs dir), a path, ``"memory"``, ``"<backend>:<argument>"``
+    (``"wandb:entity/project"``, ``"wandb:/offline/dir"``, ``"rundir:/runs"``) or a store."""
     if isinstance(store, ResultsStore):
         return store
-    if store == "memory":
-        return InMemoryStore()
-    if isinstance(store, str) and store.startswith(WANDB_PREFIX):
-        return WandbStore(store[len(WANDB_PREFIX):])
     if store is None:
         from ablate.config import compose
 
-        store = compose([]).paths.runs_dir
-    return RunDirStore(store)
+        return RunDirStore(compose([]).paths.runs_dir)
+    text = str(store)
+    if text == "memory":
+        return InMemoryStore()
+    backend, sep, arg = text.partition(":")
+    if sep and backend in STORES:  # a drive letter or a bare path is the run-dir store
+        return STORES.get(backend)(arg)
+    return RunDirStore(text)

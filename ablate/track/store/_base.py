@@ -17,7 +17,13 @@ from __future__ import annotations
 import abc
 from typing import Any, Iterator, Mapping, Optional
 
+from ablate.registry import Registry
 from ablate.track.record import RunRecord
+
+
+# Backends by name, each registered by its module: a store source "<name>:<argument>" builds
+# ``STORES.get(name)(argument)`` (``get_store``).
+STORES: Registry = Registry("results store")
 
 
 def flatten(record: Mapping[str, Any]) -> dict:

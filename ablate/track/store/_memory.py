@@ -6,9 +6,10 @@ import threading
 from typing import Any, Mapping, Optional
 
 from ablate.track.record import RunRecord
-from ablate.track.store._base import ResultsStore
+from ablate.track.store._base import STORES, ResultsStore
 
 
+@STORES.register("memory")
 class InMemoryStore(ResultsStore):
     """Dict-backed; thread-safe; not shared between processes."""
 

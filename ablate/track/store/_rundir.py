@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping, Optional
 from ablate.io import append_jsonl, atomic_write, read_json, read_jsonl, torch_save, write_json
 from ablate.track.lock import RunLock
 from ablate.track.record import RunRecord
-from ablate.track.store._base import ResultsStore, matches
+from ablate.track.store._base import STORES, ResultsStore, matches
 
 RESULT = "result.json"
 METRICS = "metrics.jsonl"
@@ -111,6 +111,7 @@ class RunFiles:
         return dest
 
 
+@STORES.register("rundir")
 class RunDirStore(ResultsStore):
     """Records in ``<root>/<run_key>/result.json``; safe for concurrent writers of different keys."""
 

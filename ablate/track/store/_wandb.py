@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional
 
 from ablate.errors import ConfigError
 from ablate.track.record import METRICS, RunRecord
-from ablate.track.store._base import ResultsStore
+from ablate.track.store._base import STORES, ResultsStore
 
 _HEADER = b":W&B"
 _BLOCK = 32 * 1024
@@ -131,6 +131,7 @@ def to_record(name: Optional[str], group: Optional[str], config: Mapping, summar
     return rec
 
 
+@STORES.register("wandb")
 class WandbStore(ResultsStore):
     """W&B runs (public API or offline files) as read-only run records.
 
