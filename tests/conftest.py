@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, TINY
 
 # Session fixtures for real services (SLURM, PostgreSQL, LaTeX, Chromium), started by
 # scripts/services/all.sh; each skips with the reason when its service is not up.
@@ -16,17 +16,6 @@ pytest_plugins = ["tests.services.fixtures"]
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ["ABLATE_PROJECT"] = str(ROOT)
-
-# Tiny but real: the same code path as the main job, seconds per run.
-TINY = [
-    "data.n_train=256",
-    "data.n_val=128",
-    "data.batch_size=64",
-    "trainer.epochs=1",
-    "trainer.latency_repeats=1",
-    "trainer.threads=1",
-    "tracking=disabled",
-]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ablate.cli import main
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 pytestmark = pytest.mark.slow
 

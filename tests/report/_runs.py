@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 def fake_run(overrides: list[str], top1: Optional[float], status: str = "completed", epochs: int = 3,

@@ -24,7 +24,7 @@ def branches_report(tmp_path_factory):
 
 def _build_branches_report(home):
     from ablate.cli import main
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     spec = load_sweep("branches")
     spec.seeds = [0, 1]
@@ -54,7 +54,7 @@ def test_report_is_one_self_contained_page(branches_report):
 def test_plot_that_cannot_be_drawn_is_reported(home):
     from ablate.report.html import build_report
     from ablate.report.sources import project_paths
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     spec = load_sweep("branches")
     spec.seeds = [0]
@@ -103,7 +103,7 @@ def test_sweep_without_a_table_spec_gets_the_default_plots(home):
     from ablate.report.html import build_report
     from ablate.report.sources import project_paths
     from ablate.sweep import SweepSpec
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     spec = SweepSpec(name="adhoc", grid={"attention": ["none", "ca"]}, seeds=[0])
     runs = plan_sweep(spec, TINY)

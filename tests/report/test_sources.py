@@ -9,7 +9,7 @@ import sys
 
 from ablate.track.store import InMemoryStore, RunDirStore
 from ablate.track.store._rundir import INDEX
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.report._synth import record
 
 

@@ -15,7 +15,7 @@ from ablate.report import build_table, load_table_spec
 from ablate.report.spec import TableSpec
 from ablate.track.store import WandbStore, get_store
 from ablate.track.store._wandb import parse_offline_run
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 SPEC_YAML = """
 title: "W&B import"

@@ -6,7 +6,7 @@ import pytest
 from ablate.cli import main
 from ablate.sweep.launchers import LAUNCHERS, get_launcher
 from ablate.sweep.packing import device_slots
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 def test_every_launcher_yaml_builds_its_launcher(home):
@@ -104,7 +104,7 @@ def test_status_of_a_sweep_never_launched(home, capsys):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_device_this_machine_lacks_is_refused_by_launchers_that_run_here(home, capsys):
     from ablate.cli import main
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     assert main(["train", *TINY, "trainer.device=cuda"]) == 2
     assert "'cuda'" in capsys.readouterr().err

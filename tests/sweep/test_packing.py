@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from ablate.cli import main
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 pytestmark = pytest.mark.slow
 

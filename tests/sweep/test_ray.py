@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ablate.cli import main
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray); the ray launcher is optional")

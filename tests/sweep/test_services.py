@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ablate.cli import main
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ import pytest
 from ablate.cli import main
 from ablate.report.sequential import Design
 from ablate.report.until_decided import CellState, next_seeds
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 pytestmark = pytest.mark.slow
 
