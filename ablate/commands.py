@@ -96,7 +96,7 @@ def tune(name: str, overrides: list[str], *, workers: Optional[int] = None, n_tr
 
 def status(name: str, overrides: list[str], *, watch: bool = False, interval: float = 5.0,
            storage: Optional[str] = None) -> int:
-    from ablate.sweep.spec import sweep_name
+    from ablate.sweep import sweep_name
     from ablate.sweep.status import format_status, sweep_status, watch as watch_status
 
     name = sweep_name(name)  # `ablate status path/to/my_sweep.yaml`, as `ablate sweep` takes it
@@ -136,7 +136,7 @@ def report(sweep_arg: str, overrides: list[str], *, wandb: Optional[str] = None,
     """One self-contained HTML page with every table and plot of a sweep."""
     from ablate.report.html import build_report
     from ablate.report.sources import project_paths, wandb_source
-    from ablate.sweep.spec import sweep_name
+    from ablate.sweep import sweep_name
 
     page = build_report(sweep_name(sweep_arg), store=wandb_source(wandb), paths=project_paths(overrides),
                         out_dir=Path(out) if out else None)

@@ -7,7 +7,7 @@ it or raises ``ConfigError`` listing the allowed names; ``names()`` lists them.
 
 ``discover="package"`` makes the registry import every module of that package on first use,
 so a new extension is one new file in that package (plus its conf YAML): no list elsewhere to
-edit. Modules are imported, not their heavy dependencies: extension modules import optional
+edit. ``discover`` may also name one module that registers a fixed set. Modules are imported, not their heavy dependencies: extension modules import optional
 packages (submitit, ray, wandb) inside the functions that need them.
 """
 from __future__ import annotations
@@ -33,7 +33,8 @@ class Registry(Generic[T]):
 
     Args:
         what: what the names are, for messages (``"attention kind"``, ``"launcher"``).
-        discover: a package whose modules register into this registry; imported on first use.
+        discover: a package whose modules register into this registry (or one module that does);
+            imported on first use, so the registry's own module needs no import of them.
     """
 
     def __init__(self, what: str, discover: Optional[str] = None) -> None:
@@ -59,8 +60,8 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
-        package = importlib.import_module(self._discover)
-        for info in pkgutil.iter_modules(package.__path__):
+        target = importlib.import_module(self._discover)
+        for info in pkgutil.iter_modules(getattr(target, "__path__", [])):  # a module has no __path__
             if not info.name.startswith("_"):
                 importlib.import_module(f"{self._discover}.{info.name}")
 

@@ -7,16 +7,14 @@ only when a figure is drawn, so specs validate their plot kinds without it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
-from ablate.registry import Registry
+from ablate.report.kinds import PLOT_KINDS
 
 if TYPE_CHECKING:
     from ablate.report.spec import PlotSpec
     from ablate.track.manifest import SweepManifest
     from ablate.track.store import ResultsStore
-
-PLOT_KINDS: Registry[Callable[..., Any]] = Registry("plot kind")
 
 
 def make_figure(plot: "PlotSpec", records: list, store: "ResultsStore", manifest: Optional["SweepManifest"] = None):

@@ -19,7 +19,8 @@ from typing import Any, Optional, Union
 from ablate.errors import ConfigError
 from ablate.report.cells import setting_labels
 from ablate.report.plots import label_settings
-from ablate.report.formats import TABLE_FORMATS, write_table
+from ablate.report.formats import write_table
+from ablate.report.kinds import TABLE_FORMATS
 from ablate.report.formats.html import html_page, to_html
 from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
 from ablate.report.spec import PlotSpec, analysis_dir, list_tables, tables_for_sweep

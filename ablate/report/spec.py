@@ -18,8 +18,7 @@ from omegaconf import MISSING
 
 from ablate.config import load_structured, project_root, spec_path
 from ablate.errors import ConfigError
-from ablate.report.figures import PLOT_KINDS
-from ablate.report.formats import TABLE_FORMATS
+from ablate.report.kinds import PLOT_KINDS, TABLE_FORMATS
 
 AGGREGATES = ("mean_std", "mean", "share")
 BEST = ("max", "min")

@@ -17,6 +17,7 @@ from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ablate.errors import ConfigError
+from ablate.sweep.environment import setup_worker
 
 log = logging.getLogger("ablate")
 
@@ -85,8 +86,6 @@ def device_slots(runs_per_gpu: Optional[int], mem_per_run_gb: Optional[float] = 
 def _init_worker(slots, threads: int, log_level: int) -> None:
     """Pool initializer: claim one slot for the life of this worker, before any CUDA use."""
     # Spawned interpreters start without the parent's logging set-up: progress lines would vanish.
-    from ablate.sweep.launchers._base import setup_worker
-
     setup_worker({}, log_level)
     slot = slots.get()
     if slot is not None:

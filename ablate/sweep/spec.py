@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-from ablate.config import load_structured, project_root, spec_path
 from ablate.errors import ConfigError
 
-KINDS = ("grid", "optuna")
+KINDS = ("grid", "optuna")  # ablate/sweep/files.py loads each kind's spec class
 
 
 @dataclass
@@ -77,37 +75,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_fmt(v) for v in value) + "]"
     return str(value)
-
-
-def sweeps_dir() -> Path:
-    return project_root() / "sweeps"
-
-
-def list_sweeps() -> list[str]:
-    return sorted(p.stem for p in sweeps_dir().glob("*.yaml"))
-
-
-def load_sweep(name: str):
-    """Read and validate ``sweeps/<name>.yaml`` (a path to a YAML file works too).
-
-    Returns a ``SweepSpec`` (``kind: grid``) or a ``StudySpec`` (``kind: optuna``).
-    """
-    path = spec_path(name, sweeps_dir(), "sweep")
-    kind = OmegaConf.load(path).get("kind", "grid")
-    if kind not in KINDS:
-        raise ConfigError(f"sweep {path.stem!r}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
-    if kind == "optuna":
-        from ablate.sweep.study_spec import StudySpec as cls
-    else:
-        cls = SweepSpec
-    spec = load_structured(path, cls, "sweep")
-    if spec.table and spec.table.endswith((".yaml", ".yml")) and not Path(spec.table).is_absolute():
-        # a table file named by a sweep file is found beside it (then the working directory)
-        beside = path.parent / spec.table
-        spec.table = str((beside if beside.is_file() else Path(spec.table)).resolve())
-    return spec
-
-
-def sweep_name(name: str) -> str:
-    """The sweep a command means: a name as given, or the name of the sweep file at a YAML path."""
-    return load_sweep(name).name if name.endswith((".yaml", ".yml")) else name

@@ -8,17 +8,15 @@ module here; table specs and ``--format`` accept it by its name.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from ablate.errors import check_choice
-from ablate.registry import Registry
+from ablate.report.kinds import TABLE_FORMATS
 
 if TYPE_CHECKING:
     from ablate.report.table import Table
 
 __all__ = ["TABLE_FORMATS", "check_formats", "render", "write_table"]
-
-TABLE_FORMATS: Registry[Callable[["Table"], str]] = Registry("format", discover="ablate.report.formats")
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html as _html
 from typing import TYPE_CHECKING
 
-from ablate.report.formats import TABLE_FORMATS
+from ablate.report.kinds import TABLE_FORMATS
 from ablate.report.formats.tex import _styler
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ablate.report.formats import TABLE_FORMATS
+from ablate.report.kinds import TABLE_FORMATS
 from ablate.report.formats._common import flat
 
 if TYPE_CHECKING:

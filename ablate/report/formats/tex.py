@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
-from ablate.report.formats import TABLE_FORMATS
+from ablate.report.kinds import TABLE_FORMATS
 
 if TYPE_CHECKING:
     from ablate.report.table import Table

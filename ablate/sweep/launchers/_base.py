@@ -6,9 +6,9 @@ backend is one module of this package that registers itself in ``LAUNCHERS``: a 
 is that module plus its YAML. Keys every backend has live in ``LauncherConfig``; a backend's
 own keys in its subclass (``get_launcher`` refuses a key the chosen backend does not have).
 
-Plumbing written once: ``capture_env`` / ``setup_worker`` carry the ``ABLATE_*`` environment
-and the log level into a spawned process, Ray task or SLURM job; ``run_one`` trains one run
-and turns a run another live process holds into a skip.
+Plumbing written once: ``capture_env`` / ``setup_worker`` (``ablate/sweep/environment.py``)
+carry the ``ABLATE_*`` environment and the log level into a spawned process, Ray task or SLURM
+job; ``run_one`` trains one run and turns a run another live process holds into a skip.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from ablate.errors import ConfigError, allowed
 from ablate.registry import Registry
+from ablate.sweep.environment import capture_env, setup_worker  # noqa: F401  (re-exported)
 from ablate.sweep.packing import device_slots
 from ablate.sweep.runner import PlannedRun
 from ablate.track.lock import RunLocked
@@ -107,20 +108,6 @@ def get_launcher(cfg: dict[str, Any]) -> Launcher:
     if unknown:
         raise ConfigError(f"launcher {cls.name}: unknown option {unknown[0]!r}; allowed: {allowed(keys)}")
     return cls(cls.config_class(**cfg))
-
-
-# --- plumbing shared by every backend that starts another process ------------------------
-def capture_env() -> dict[str, str]:
-    """The ``ABLATE_*`` variables a worker process needs (project root, home, ...)."""
-    return {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}
-
-
-def setup_worker(env: dict[str, str], level: int = logging.INFO) -> None:
-    """In a fresh worker: the driver's environment (what it does not set itself) and logging,
-    so progress lines reach the worker's output."""
-    for k, v in env.items():
-        os.environ.setdefault(k, v)
-    logging.basicConfig(level=level, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
 
 
 def run_one(plan) -> Optional[RunRecord]:
