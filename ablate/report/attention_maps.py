@@ -29,25 +29,23 @@ MIN_SIDE = 6
 
 def load_run(run_dir: str | Path):
     """(model in eval mode, data bundle, plain config) of a finished run dir."""
-    import torch
     from omegaconf import OmegaConf
 
     from ablate.data import load_dataset, split_config
     from ablate.models import create_model
+    from ablate.track.store import RunFiles
 
-    run_dir = Path(run_dir)
-    cfg_path, ckpt = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoint.pt"
-    for p in (cfg_path, ckpt):
+    files = RunFiles(Path(run_dir))
+    for p in (files.config, files.checkpoint):
         if not p.is_file():
-            raise ConfigError(f"run dir {run_dir}: no {p.relative_to(run_dir)}; allowed: a run dir of a run trained with trainer.checkpoint=true")
-    cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=True)
+            raise ConfigError(f"run dir {files.dir}: no {p.relative_to(files.dir)}; allowed: a run dir of a run trained with trainer.checkpoint=true")
+    cfg = OmegaConf.to_container(OmegaConf.load(files.config), resolve=True)
     name, root, data_kwargs, _ = split_config(cfg["data"])
     bundle = load_dataset(name, root=root, **data_kwargs)
     model_cfg = dict(cfg["model"])
     model = create_model(model_cfg.pop("name"), num_classes=bundle.num_classes, in_chans=bundle.in_chans,
                          attention=cfg["attention"], **model_cfg)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own file: model + optimizer state
-    model.load_state_dict(state["model"])
+    model.load_state_dict(files.load_checkpoint(map_location="cpu")["model"])
     return model.eval(), bundle, cfg
 
 
@@ -200,7 +198,7 @@ def attention_runs(records: list[dict], store, where: Optional[dict] = None) -> 
         sub = sub.assign(_knobs_off=off)
         order = ["_knobs_off", "seed"] if "seed" in sub.columns else ["_knobs_off"]
         for key in sub.sort_values(order, kind="stable")["run_key"]:
-            if (store.run_dir(key) / "checkpoint.pt").is_file():
+            if store.files(key).checkpoint.is_file():
                 picked[kind.upper()] = store.run_dir(key)
                 break
     if not picked:

@@ -65,7 +65,7 @@ def sweep_status(name: str, overrides: list[str] | tuple = (), storage: Optional
 def _run_state(store, key: str) -> Optional[str]:
     from ablate.track.lock import lock_holder_alive
 
-    if lock_holder_alive(store.root / f".{key}.lock"):
+    if lock_holder_alive(store.files(key).lock_path):
         return "running"
     return store.status(key)
 
