@@ -99,6 +99,14 @@ class Launcher:
         raise NotImplementedError
 
 
+def require(module: str, launcher: str, install: str) -> None:
+    """One-line ConfigError when a backend's optional package is missing (before any submit)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"launcher {launcher} needs {module}; allowed: {install} (or launcher local or parallel)")
+
+
 def get_launcher(cfg: dict[str, Any]) -> Launcher:
     """The launcher a run config's ``launcher`` group names, its keys validated."""
     cfg = dict(cfg)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ablate.errors import ConfigError
-from ablate.sweep.launchers._base import LAUNCHERS, Launcher, LauncherConfig, capture_env, run_one, setup_worker
+from ablate.sweep.launchers._base import LAUNCHERS, Launcher, LauncherConfig, capture_env, require, run_one, setup_worker
 
 if TYPE_CHECKING:
     from ablate.sweep.runner import PlannedRun
@@ -59,10 +59,7 @@ class RayLauncher(Launcher):
     cfg: RayLauncherConfig
 
     def check(self) -> None:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ConfigError("launcher ray needs ray; allowed: pip install ray (or another launcher: local, parallel, slurm)") from None
+        require("ray", "ray", "pip install ray")
 
     def _map(self, fn: Callable[[Any], Any], args: list, label: Callable[[Any, Any], str]) -> list:
         import ray

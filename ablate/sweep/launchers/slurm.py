@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ablate.errors import ConfigError
 from ablate.io import read_json, write_json
-from ablate.sweep.launchers._base import LAUNCHERS, Launcher, PackingConfig, capture_env, setup_worker
+from ablate.sweep.launchers._base import LAUNCHERS, Launcher, PackingConfig, capture_env, require, setup_worker
 
 if TYPE_CHECKING:
     from ablate.sweep.runner import PlannedRun
@@ -141,10 +141,7 @@ class SlurmLauncher(Launcher):
 
     def check(self) -> None:
         """Fail fast, before anything is submitted: submitit present, partition exists."""
-        try:
-            import submitit  # noqa: F401
-        except ImportError:
-            raise ConfigError("launcher slurm needs submitit; allowed: pip install 'ablate[cluster]'") from None
+        require("submitit", "slurm", "pip install 'ablate[cluster]'")
         existing = partitions()
         if self.cfg.partition is not None and self.cfg.partition not in existing:
             raise ConfigError(f"SLURM partition {self.cfg.partition!r} does not exist; allowed: {', '.join(existing) or '(none)'}")
