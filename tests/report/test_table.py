@@ -9,6 +9,7 @@ from ablate.report import build_table, load_table_spec
 from ablate.report.spec import TableSpec
 from ablate.report.formats import write_table
 from ablate.report.formats.md import to_markdown
+from ablate.report.kinds import TABLE_FORMATS
 
 
 def record(key, kind, seed, top1, status="completed", branches="hw", params=3.95e6):
@@ -83,7 +84,7 @@ def test_write_md_and_csv(tmp_path):
 
 
 @pytest.mark.parametrize("bad, msg", [
-    ({"formats": ["pdf"]}, "unknown format 'pdf'; allowed: csv, html, md, tex"),
+    ({"formats": ["pdf"]}, f"unknown format 'pdf'; allowed: {', '.join(TABLE_FORMATS.names())}"),
     ({"rows": []}, "rows is empty"),
     ({"metrics": [{"key": "top1", "label": "x", "aggregate": "median"}]}, "aggregate 'median'; allowed"),
 ])

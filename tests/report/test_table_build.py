@@ -11,6 +11,7 @@ from ablate.report import build_table, list_tables, load_table_spec
 from ablate.report.spec import TableSpec
 from ablate.report.table import NOT_COMPLETED_MARK, SIGNIFICANT_MARK
 from ablate.track.store import InMemoryStore, RunDirStore
+from ablate.report.kinds import PLOT_KINDS, TABLE_FORMATS
 from tests.report._synth import record, records_for
 
 ROWS = [{"label": "base", "where": {"attention.kind": "none"}},
@@ -168,14 +169,14 @@ def test_ci_column_and_in_memory_store():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"formats": ["pdf"]}, "unknown format 'pdf'; allowed: csv, html, md, tex"),
+    ({"formats": ["pdf"]}, f"unknown format 'pdf'; allowed: {', '.join(TABLE_FORMATS.names())}"),
     ({"baseline": "nope"}, "unknown baseline 'nope'; allowed: base, clear, noise, holes"),
     ({"test": "anova"}, "unknown test 'anova'; allowed: auto, welch, mannwhitney, ttest_rel, wilcoxon"),
     ({"test": "wilcoxon"}, "test 'wilcoxon' is paired; set pair_by_seed"),
     ({"metrics": [{"key": "top1", "label": "x", "best": "biggest"}]}, "unknown best 'biggest'; allowed: max, min"),
     ({"metrics": [{"key": "top1", "label": "x", "aggregate": "share"}]}, "threshold goes with aggregate share"),
     ({"metrics": [{"key": "top1", "label": "x", "fmt": "zz"}]}, "bad fmt 'zz'"),
-    ({"plots": [{"kind": "violin"}]}, "unknown kind 'violin'; allowed: attention_maps, curves, metric_vs, pareto"),
+    ({"plots": [{"kind": "violin"}]}, f"unknown kind 'violin'; allowed: {', '.join(PLOT_KINDS.names())}"),
     ({"row_key": {"key": "attention.kind"}}, "give rows or row_key, not both"),
     ({"baseline": None}, "delta: true but baseline is not set"),
 ])

@@ -25,7 +25,7 @@ EXTRA = {"slurm": ["launcher.partition=debug", "launcher.cpus_per_task=1", "laun
 
 
 def test_every_backend_module_registers_one_launcher():
-    assert NAMES == ["local", "parallel", "ray", "slurm"]
+    assert {"local", "parallel", "ray", "slurm"} <= set(NAMES)  # discovered, nothing lists them
     assert sorted(p.stem for p in (ROOT / "conf" / "launcher").glob("*.yaml")) == NAMES
 
 

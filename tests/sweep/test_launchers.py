@@ -20,7 +20,7 @@ def test_every_launcher_yaml_builds_its_launcher(home):
 
 
 @pytest.mark.parametrize("cfg, words", [
-    ({"name": "moon"}, ["unknown launcher 'moon'; allowed: local, parallel, ray, slurm"]),
+    ({"name": "moon"}, [f"unknown launcher 'moon'; allowed: {', '.join(LAUNCHERS.names())}"]),
     ({"name": "local", "workerz": 2}, ["launcher local: unknown option 'workerz'", "workers"]),
     ({"name": "parallel", "workers": 0}, ["launcher.workers=0"]),
     ({"name": "parallel", "runs_per_gpu": 0}, ["launcher.runs_per_gpu=0"]),
@@ -68,7 +68,7 @@ STUDY = "kind: optuna\noverrides: [attention=ca]\nsearch: {attention.reduction: 
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["launcher.name=moon"], ["unknown launcher 'moon'; allowed: local, parallel, ray, slurm"]),
+    (["launcher.name=moon"], [f"unknown launcher 'moon'; allowed: {', '.join(LAUNCHERS.names())}"]),
     (["--storage", "mongodb://x"], ["bad storage URL 'mongodb://x'", "sqlite:///PATH"]),
     (["--storage", "postgresql://ablate:pw@127.0.0.1:1/none"], ["cannot open storage", "ablate:***@127.0.0.1:1", "OperationalError"]),
     (["--n-trials", "0"], ["n_trials=0"]),
