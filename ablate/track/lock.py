@@ -1,55 +1,153 @@
-"""Who is training a run right now: the run lock ``<runs_dir>/.<run_key>.lock`` and liveness.
+"""Who is training a run right now: the run lock ``<runs_dir>/.<run_key>.lock``, and liveness.
 
-A lock file holds ``"<host> <pid>"`` and is created with O_EXCL, so two processes never train
-one run at once; a lock whose process is gone (same host) is stale and taken over. Study
-workers record the same (host, pid) pair, and ``process_alive`` answers for both.
+Mutual exclusion is the kernel's: the trainer holds ``flock(LOCK_EX)`` on the lock file for the
+whole run, so it is released the moment the process dies, however it dies (no stale lock on a
+local file system, and taking over is the same atomic ``flock`` as taking: two launches after a
+crash cannot both win). The file names its holder (``host pid``) and a heartbeat thread touches
+it every ``lease / 4`` seconds. On a shared file system whose ``flock`` is node-local, a lock
+naming another host counts as held while its heartbeat is younger than the lease
+(``ABLATE_LOCK_LEASE_S``, default 120 s): a lock left by a dead node expires instead of
+blocking the run for ever.
+
+Study workers record the same (host, pid) pair; ``process_alive`` answers for them.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import socket
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["RunLock", "RunLocked", "lock_holder_alive", "process_alive"]
+__all__ = ["RunLock", "RunLocked", "lease_seconds", "lock_holder_alive", "process_alive"]
+
+_PROBE_RETRIES = 5       # a status probe holds a shared flock for microseconds: retry, do not fail
+_PROBE_WAIT_S = 0.02
 
 
 class RunLocked(RuntimeError):
     """Another live process is training this run right now."""
 
 
+def lease_seconds() -> float:
+    """How long a lock naming another host stays valid without a heartbeat."""
+    try:
+        return max(1.0, float(os.environ.get("ABLATE_LOCK_LEASE_S", "120")))
+    except ValueError:
+        return 120.0
+
+
+def _holder(path: Path) -> tuple[str, str]:
+    try:
+        host, pid = path.read_text().split()[:2]
+        return host, pid
+    except (FileNotFoundError, ValueError):
+        return "", ""
+
+
+def _fresh(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < lease_seconds()
+    except FileNotFoundError:
+        return False
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """The file names another host whose heartbeat is within the lease (its flock is invisible here)."""
+    host, _ = _holder(path)
+    return bool(host) and host != socket.gethostname() and _fresh(path)
+
+
 class RunLock:
-    """Hold ``path`` (a run's lock file) for the duration of a ``with`` block."""
+    """Hold the run lock at ``path`` for the duration of a ``with`` block (``RunLocked`` if held)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._fd: Optional[int] = None
+        self._stop = threading.Event()
+        self._beat: Optional[threading.Thread] = None
 
     def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, me.encode())
+        for _ in range(10):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            if not _flock(fd, fcntl.LOCK_EX):
                 os.close(fd)
-                return self
-            except FileExistsError:
-                if lock_holder_alive(self.path):
-                    raise RunLocked(f"run {self.path.name[1:-5]} is being trained by {self.path.read_text().strip()}") from None
-                self.path.unlink(missing_ok=True)
+                host, pid = _holder(self.path)
+                raise RunLocked(f"run {self.path.name[1:-5]} is being trained by {host} {pid}".rstrip())
+            try:  # a finishing holder unlinks the file: make sure ours is still the one at the path
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            if _held_elsewhere(self.path):
+                os.close(fd)
+                host, pid = _holder(self.path)
+                raise RunLocked(f"run {self.path.name[1:-5]} is being trained by {host} {pid} "
+                                f"(heartbeat within the {lease_seconds():g} s lease)")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}\n".encode(), 0)
+            self._fd = fd
+            self._beat = threading.Thread(target=self._heartbeat, name="ablate-lock-heartbeat", daemon=True)
+            self._beat.start()
+            return self
         raise RunLocked(f"could not take {self.path}")
 
+    def _heartbeat(self) -> None:
+        interval = lease_seconds() / 4
+        while not self._stop.wait(interval):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass  # a full or read-only disk: the lease may lapse, the flock still holds
+
     def __exit__(self, *exc: Any) -> None:
-        self.path.unlink(missing_ok=True)
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=1)
+        try:
+            self.path.unlink(missing_ok=True)  # while still holding the flock
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _flock(fd: int, kind: int) -> bool:
+    """Non-blocking flock with a few short retries (a status probe may hold it for microseconds)."""
+    for i in range(_PROBE_RETRIES):
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            if i + 1 < _PROBE_RETRIES:
+                time.sleep(_PROBE_WAIT_S)
+    return False
 
 
 def lock_holder_alive(path: str | Path) -> bool:
-    """True when the lock file names a live process (on this host; other hosts count as alive)."""
+    """Is a process training this run? (its flock is held here, or another host's heartbeat is fresh)"""
+    path = Path(path)
     try:
-        host, pid = Path(path).read_text().split()
-    except (FileNotFoundError, ValueError):
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return False
-    return process_alive(host, pid)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a shared probe: held exclusively -> alive
+        except OSError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return _held_elsewhere(path)
+    finally:
+        os.close(fd)
 
 
 def process_alive(host: str, pid: Any) -> bool:

@@ -150,16 +150,20 @@ def test_nsga2_two_objectives_prints_a_pareto_front(home, capsys):
 
 
 def test_status_counts_a_grid_with_missing_failed_and_running_runs(home, capsys):
-    from ablate.sweep.runner import read_manifest
+    from ablate.sweep import load_sweep
+    from ablate.sweep.runner import plan_sweep, write_manifest
+    from ablate.track.lock import RunLock
 
-    assert main(["sweep", "branches", "--seeds", "0", "--dry-run", *TINY]) == 0  # writes the manifest
-    manifest = read_manifest(home / "outputs" / "sweeps", "branches")
-    keys = [r["run_key"] for r in manifest.runs]
+    spec = load_sweep("branches")
+    spec.seeds = [0]
+    planned = plan_sweep(spec, TINY)
+    write_manifest(spec, planned, home / "outputs" / "sweeps", TINY)  # what a launch records
+    keys = [r.key for r in planned]
     runs = home / "outputs" / "runs"
     (runs / keys[0]).mkdir(parents=True)
     (runs / keys[0] / "result.json").write_text(json.dumps({"run_key": keys[0], "status": "failed"}))
-    (runs / f".{keys[1]}.lock").write_text(f"{os.uname().nodename} {os.getpid()}")  # a live holder: us
     capsys.readouterr()
-    assert main(["status", "branches"]) == 0
+    with RunLock(runs / f".{keys[1]}.lock"):  # a live trainer holds run 1
+        assert main(["status", "branches"]) == 0
     out = capsys.readouterr().out
     assert "sweep branches (grid, 6 runs): completed 0  running 1  queued 0  failed 1" in out and "missing 4" in out
