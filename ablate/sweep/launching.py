@@ -48,12 +48,12 @@ def launch_grid(spec, overrides: list[str], *, dry_run: bool = False, seeds_by_c
     first = runs[0].plan.config
     launcher = get_launcher(first["launcher"])
     launcher.check_runs(todo)
-    write_manifest(spec, runs, first["paths"]["sweeps_dir"], overrides, sequential=sequential)
     log.info("sweep %s: %d runs, %d to run, launcher %s", spec.name, len(runs), len(todo), launcher.name)
-    if dry_run:
+    if dry_run:  # run nothing, change nothing: the manifest is a launch's record
         for r in runs:
             print(f"{r.key}  {r.plan.store.status(r.key) or 'missing':10s} {' '.join(r.overrides)}")
         return Launched(runs, [])
+    write_manifest(spec, runs, first["paths"]["sweeps_dir"], overrides, sequential=sequential)
     launcher.launch(todo)
     return Launched(runs, todo)
 

@@ -46,15 +46,16 @@ def write_manifest(spec: SweepSpec, runs: list[PlannedRun], sweeps_dir: str | Pa
                    sequential: Optional[dict] = None) -> Path:
     """Record which runs make up the sweep, so tables and `ablate status` can see holes.
 
-    ``sequential`` (``--until-decided``) records the design and each comparison's looks, so a
-    table built later tests each comparison at the level its looks allow.
+    A launch with the same overrides as the last one adds its runs to the list (other seeds
+    accumulate); ``sequential`` (``--until-decided``) records the design and each comparison's
+    looks, so a table built later tests each comparison at the level its looks allow.
     """
     return SweepManifest(
         spec.name, "grid", table=spec.table, extra_overrides=list(extra),
         runs_dir=str(runs[0].plan.run_dir.parent) if runs else None,
         runs=[{"run_key": r.key, "overrides": r.overrides, "config": r.plan.config} for r in runs],
         sequential=sequential,
-    ).write(sweeps_dir)
+    ).merged(SweepManifest.read(sweeps_dir, spec.name)).write(sweeps_dir)
 
 
 def read_manifest(sweeps_dir: str | Path, name: str) -> Optional[SweepManifest]:

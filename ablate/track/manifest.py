@@ -15,6 +15,7 @@ reports and resumed ``--until-decided`` rounds. One type for every kind of sweep
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -51,14 +52,21 @@ class SweepManifest:
 
     @classmethod
     def read(cls, sweeps_dir: str | Path, sweep: str) -> Optional["SweepManifest"]:
-        """The manifest of ``sweep``, or None if it was never launched."""
+        """The manifest of ``sweep``, or None if it was never launched.
+
+        ``runs_dir`` is stored relative to the manifest, so a copied or moved ``outputs/``
+        still finds its runs; it comes back absolute.
+        """
         path = cls.path(sweeps_dir, sweep)
         if not path.exists():
             return None
         data = read_json(path)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in data.items() if k in names},
-                   extra={k: v for k, v in data.items() if k not in names})
+        manifest = cls(**{k: v for k, v in data.items() if k in names},
+                       extra={k: v for k, v in data.items() if k not in names})
+        if manifest.runs_dir and not Path(manifest.runs_dir).is_absolute():
+            manifest.runs_dir = str((path.parent / manifest.runs_dir).resolve())
+        return manifest
 
     @staticmethod
     def launched(sweeps_dir: str | Path) -> list[str]:
@@ -68,8 +76,25 @@ class SweepManifest:
 
     def write(self, sweeps_dir: str | Path) -> Path:
         path = self.path(sweeps_dir, self.sweep)
-        write_json(path, self.to_dict())
+        data = self.to_dict()
+        if self.runs_dir:  # relative to the manifest: the outputs tree can be moved or copied
+            data["runs_dir"] = os.path.relpath(Path(self.runs_dir).resolve(), path.parent.resolve())
+        write_json(path, data)
         return path
+
+    def merged(self, earlier: Optional["SweepManifest"]) -> "SweepManifest":
+        """This launch's manifest, keeping the runs an earlier launch of the same study planned.
+
+        Same command-line overrides (``extra_overrides``) = the same study: its run list grows
+        (``--seeds 10,11`` adds seeds, it does not forget 0-9); other overrides are another
+        study and replace it. A ``sequential`` record is kept until a launch brings its own.
+        """
+        if earlier is None or earlier.kind != self.kind or earlier.extra_overrides != self.extra_overrides \
+                or earlier.runs is None or self.runs is None:
+            return self
+        have = {r["run_key"] for r in self.runs}
+        runs = [r for r in earlier.runs if r["run_key"] not in have] + list(self.runs)
+        return dataclasses.replace(self, runs=runs, sequential=self.sequential or earlier.sequential)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
