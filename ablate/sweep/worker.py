@@ -168,7 +168,7 @@ def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
                              f"({metric} {row[metric]:.2f})")
 
     log.info("trial %d: run %s %s", trial.number, plan.key, " ".join(f"{k}={v}" for k, v in values.items()))
-    rec = _run_when_free(plan, on_epoch_end)
+    rec = _run_when_free(plan, on_epoch_end, spec.name)
     status = rec["status"]
     trial.set_user_attr("status", status)
     if status == "completed" and all(rec.get(m) is not None for m in spec.objectives):
@@ -186,7 +186,7 @@ def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
     return rec
 
 
-def _run_when_free(plan, on_epoch_end) -> dict:
+def _run_when_free(plan, on_epoch_end, study: str) -> dict:
     """``run(plan)``; if another worker is training the same run key, wait and reuse its result."""
     from ablate.train.engine import stop_requested
     from ablate.track.lock import RunLocked
@@ -194,7 +194,7 @@ def _run_when_free(plan, on_epoch_end) -> dict:
 
     while True:
         try:
-            return run(plan, on_epoch_end=on_epoch_end)
+            return run(plan, on_epoch_end=on_epoch_end, study=study)
         except RunLocked:
             if stop_requested():
                 return {"run_key": plan.key, "status": "preempted", "message": "stopped while waiting"}

@@ -22,9 +22,10 @@ __all__ = ["RunRecord", "METRICS", "STATUSES", "FINAL_STATUSES"]
 # pruned: stopped by Optuna; preempted: SIGTERM/SIGUSR1, resumable; running: a live lock.
 STATUSES = ("completed", "diverged", "failed", "pruned", "preempted", "running")
 # A relaunch re-trains only runs whose last outcome may change: a failure (environment, bug
-# fix) or a pre-emption (resumes from its checkpoint). Divergence and pruning are
-# deterministic outcomes of the config and stay, unless `force=true`.
-FINAL_STATUSES = ("completed", "diverged", "pruned")
+# fix) or a pre-emption (resumes from its checkpoint). Divergence is a deterministic outcome of
+# the config and stays, unless `force=true`. Pruning is a verdict of the study that pruned the
+# run, not of its config: only that study takes it as final; anyone else resumes the run.
+FINAL_STATUSES = ("completed", "diverged")
 
 
 def _metric(doc: str) -> Any:

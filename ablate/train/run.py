@@ -98,12 +98,20 @@ def prepare(cfg: DictConfig) -> RunPlan:
     )
 
 
-def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> RunRecord:
-    """Train one run unless its result already stands; return its record."""
+def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict], None]] = None,
+        study: Optional[str] = None) -> RunRecord:
+    """Train one run unless its result already stands; return its record.
+
+    ``study``: the Optuna study asking (its trials call with their sweep name). A run that study
+    pruned stays pruned for it; for anyone else a pruned run is unfinished and resumes from its
+    checkpoint (pruning is a verdict of a study, not of a config).
+    """
     plan = cfg if isinstance(cfg, RunPlan) else prepare(cfg)
     store = plan.store
     existing = store.get(plan.key)
-    if existing and existing.status in FINAL_STATUSES and not plan.force:
+    final = existing is not None and (existing.status in FINAL_STATUSES or (
+        existing.status == "pruned" and study is not None and existing.sweep == study))
+    if final and not plan.force:
         log.info("run %s already %s; nothing to do (force=true re-trains)", plan.key, existing.status)
         return existing
     if existing and plan.force:
