@@ -8,6 +8,7 @@ exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from typing import Callable, Optional
@@ -15,6 +16,9 @@ from typing import Callable, Optional
 from ablate.errors import ConfigError
 
 
+# The environment, not the input and not a bug: one line, exit 1 (nothing is lost: every
+# record is written before the old one is retired, a relaunch resumes).
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES)
 HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--info", "--hydra-help")
 
 
@@ -209,6 +213,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise  # anything else is a bug: keep its traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ablate: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

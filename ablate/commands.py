@@ -45,9 +45,23 @@ def sweep(name: str, overrides: list[str], *, seeds: Optional[list[int]] = None,
         spec.seeds = seeds
     if until is not None and spec.kind == "grid":
         return _sweep_until_decided(spec, overrides, until, step, dry_run, table)
-    launch(spec, overrides, dry_run=dry_run)
+    done = launch(spec, overrides, dry_run=dry_run)
     if spec.table and table and not dry_run and spec.kind == "grid":
-        return show_table(spec.table, overrides)
+        show_table(spec.table, overrides)
+    return _exit_status(done.ran)
+
+
+def _exit_status(ran) -> int:
+    """1 when a run this launch trained did not finish (failed, or stopped to be resumed)."""
+    if not ran:
+        return 0
+    store = ran[0].plan.store
+    bad = [(r.key, store.status(r.key)) for r in ran if store.status(r.key) not in ("completed", "diverged", "pruned")]
+    if bad:
+        shown = ", ".join(f"{k} {s or 'missing'}" for k, s in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        log.error("%d of %d runs did not finish (%s); their result.json says why, a relaunch retries them",
+                  len(bad), len(ran), shown)
+        return 1
     return 0
 
 

@@ -3,14 +3,40 @@
 Whole files are written to a temporary sibling, fsynced and moved into place with
 ``os.replace`` (atomic on POSIX), so a reader sees the old file or the new one, never half.
 Append-only logs (``metrics.jsonl``) are flushed and fsynced line by line.
+
+A file damaged anyway (a disk that filled up mid-write on another tool's watch, a hand edit) is
+never the reason a command fails without saying which file: ``read_json`` raises
+``DamagedFile`` naming it, ``set_aside`` moves it to ``<name>.damaged-<time>`` (kept, never
+deleted), ``read_jsonl`` skips a bad line with a warning and keeps the rows after it.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
+
+log = logging.getLogger("ablate")
+
+
+class DamagedFile(ValueError):
+    """A file that does not parse (truncated, garbled): ``path`` names it."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} is damaged ({reason})")
+
+
+def set_aside(path: str | Path) -> Path:
+    """Move a damaged file to ``<name>.damaged-<time>`` beside it and say so; returns the new path."""
+    path = Path(path)
+    dest = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, dest)
+    log.warning("%s was damaged; kept as %s", path, dest.name)
+    return dest
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w", fsync: bool = True) -> None:
@@ -42,8 +68,12 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``; ``DamagedFile`` (naming it) when it does not parse."""
     with open(path) as fh:
-        return json.load(fh)
+        try:
+            return json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DamagedFile(path, str(exc).splitlines()[0]) from None
 
 
 def append_jsonl(path: str | Path, row: dict) -> None:
@@ -57,18 +87,22 @@ def append_jsonl(path: str | Path, row: dict) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Rows of a JSON-lines file; a torn last line (crash mid-write) is ignored."""
+    """Rows of a JSON-lines file. A line that does not parse (a torn last line after a crash,
+    a garbled one) is skipped with a warning naming the file and line; the rows after it stay."""
     rows = []
     try:
-        with open(path) as fh:
-            for line in fh:
+        with open(path, errors="replace") as fh:
+            for number, line in enumerate(fh, 1):
                 line = line.strip()
                 if not line:
                     continue
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError:
-                    break
+                    log.warning("%s: line %d is damaged; skipped", path, number)
+                    continue
+                if isinstance(row, dict):
+                    rows.append(row)
     except FileNotFoundError:
         pass
     return rows
@@ -77,4 +111,9 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def torch_save(path: str | Path, obj: Any) -> None:
     import torch
 
-    atomic_write(path, lambda fh: torch.save(obj, fh), mode="wb")
+    try:
+        atomic_write(path, lambda fh: torch.save(obj, fh), mode="wb")
+    except RuntimeError as exc:  # torch wraps a failed write (a full disk) in its own error
+        if isinstance(exc.__context__, OSError):
+            raise exc.__context__ from None
+        raise

@@ -100,6 +100,10 @@ def run_pool(fn: Callable[[Any], Any], items: Iterable[Any], slots: list[Optiona
     items = list(items)
     n = max(1, min(len(slots), len(items)))
     threads = max(1, (os.cpu_count() or 1) // n)
+    # Not silent: a run without trainer.threads gets this share of the cores, and its numbers
+    # can depend on it (result.json records the threads each run used; tables flag a mix).
+    log.info("%d worker processes; runs that do not set trainer.threads use %d torch thread%s each",
+             n, threads, "" if threads == 1 else "s")
     ctx = get_context("spawn")  # fresh interpreters: no inherited torch thread pools or CUDA state
     queue = ctx.Queue()
     for s in slots:

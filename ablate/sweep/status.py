@@ -16,6 +16,7 @@ from typing import Optional
 
 from ablate.errors import ConfigError
 from ablate.io import read_json
+from ablate.sweep.storage import redact
 
 STATES = ("completed", "running", "queued", "failed", "diverged", "pruned", "preempted", "missing")
 FINAL = ("completed", "failed", "diverged", "pruned")
@@ -93,11 +94,14 @@ def _study_status(manifest, store, storage: Optional[str], sweep_dir: Path) -> d
 
     url = storage or manifest.storage
     if "***" in url:  # the manifest never holds a password: take it from the sweep file
-        from ablate.sweep import load_sweep
-
-        url = resolve_storage_url(load_sweep(manifest.sweep).storage, sweep_dir)
+        url = _password_from_sweep_file(manifest, sweep_dir, url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=manifest.study_name, storage=open_storage(resolve_storage_url(url, sweep_dir)))
+    try:
+        study = optuna.load_study(study_name=manifest.study_name,
+                                  storage=open_storage(resolve_storage_url(url, sweep_dir), create=False))
+    except KeyError:
+        raise ConfigError(f"study {manifest.study_name!r} not found in {redact(url)!r}; "
+                          "allowed: the storage it was launched with (--storage URL)") from None
     trials = study.get_trials(deepcopy=False)
     counts: Counter = Counter()
     for t in counted(trials):
@@ -122,6 +126,22 @@ def _study_status(manifest, store, storage: Optional[str], sweep_dir: Path) -> d
         lines.append("  SLURM workers: " + "  ".join(f"{s} {n}" for s, n in sorted(jobs.items())))
     return {"sweep": manifest.sweep, "kind": "optuna", "total": manifest.n_trials, "counts": dict(counts),
             "lines": lines}
+
+
+def _password_from_sweep_file(manifest, sweep_dir: Path, redacted: str) -> str:
+    """The storage URL with its password, from the sweep file that launched the study, when that
+    file is there and names the same storage; otherwise a one-line error asking for --storage."""
+    from ablate.sweep import load_sweep
+    from ablate.sweep.storage import resolve_storage_url
+
+    try:
+        url = load_sweep(manifest.sweep).storage
+    except ConfigError:
+        url = None
+    if url and redact(resolve_storage_url(url, sweep_dir)) == redacted:  # the manifest keeps redact(resolved)
+        return resolve_storage_url(url, sweep_dir)
+    raise ConfigError(f"the manifest keeps the study's storage without its password ({redacted}); "
+                      f"allowed: ablate status {manifest.sweep} --storage URL")
 
 
 def format_status(status: dict) -> str:

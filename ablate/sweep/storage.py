@@ -70,14 +70,20 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
-def open_storage(url: str):
-    """An Optuna storage for a resolved URL; a storage that cannot be opened is a ValueError."""
+def open_storage(url: str, create: bool = True):
+    """An Optuna storage for a resolved URL; a storage that cannot be opened is a ConfigError.
+
+    ``create=False`` (readers such as ``ablate status``): a journal file that does not exist is
+    an error, not a new empty study.
+    """
     import optuna
 
     if url.startswith("journal://"):
         from optuna.storages.journal import JournalFileBackend
 
         path = Path(url[len("journal://"):])
+        if not create and not path.is_file():
+            raise ConfigError(f"study journal {path} not found; allowed: the storage the study was launched with (--storage URL)")
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     try:

@@ -26,7 +26,7 @@ from ablate.errors import ConfigError
 from ablate.track.manifest import SweepManifest
 from ablate.sweep.storage import open_storage, redact, resolve_storage_url
 from ablate.sweep.study_spec import StudySpec
-from ablate.sweep.worker import SUPERSEDED, StudyJob, make_pruner, make_sampler
+from ablate.sweep.worker import SLOT, SUPERSEDED, StudyJob, make_pruner, make_sampler
 
 log = logging.getLogger("ablate")
 
@@ -99,24 +99,33 @@ def reconcile(study, storage, n_trials: int) -> dict:
     """Re-enqueue trials of dead workers, then enqueue what ``n_trials`` still needs."""
     from optuna.trial import TrialState
 
+    from optuna.exceptions import UpdateFinishedTrialError
+
     revived = 0
     study_id = storage.get_study_id_from_name(study.study_name)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    # Read through the storage, not the Study's cache: a trial another process claimed has its
+    # values there (an RDB cache may not), and is not this process's to `tell`.
+    for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
         if not t.user_attrs.get(SUPERSEDED) and worker_alive(t.user_attrs.get("worker")):
             continue
         tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         if not t.user_attrs.get(SUPERSEDED):
             storage.set_trial_user_attr(tid, SUPERSEDED, True)
-            study.enqueue_trial(dict(t.params), user_attrs={"resumes": t.number})
+            study.enqueue_trial(dict(t.params), user_attrs={"resumes": t.number, SLOT: t.user_attrs.get(SLOT)})
             revived += 1
-        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-    have = len(counted(study.get_trials(deepcopy=False)))
-    added = max(0, n_trials - have)
-    for _ in range(added):
-        study.enqueue_trial({})
-    if revived or added:
-        log.info("study %s: %d trials re-enqueued from dead workers, %d new trials enqueued", study.study_name, revived, added)
-    return {"revived": revived, "added": added, "counted": have + added}
+        try:
+            storage.set_trial_state_values(tid, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            pass
+    live = counted(storage.get_all_trials(study_id, deepcopy=False))
+    taken = {t.user_attrs[SLOT] for t in live if t.user_attrs.get(SLOT) is not None}
+    unslotted = sum(1 for t in live if t.user_attrs.get(SLOT) is None)  # trials of an older ablate
+    free = [s for s in range(n_trials) if s not in taken][:max(0, n_trials - len(taken) - unslotted)]
+    for slot in free:  # a launch racing this one may enqueue the same slot: the claim sorts it out
+        study.enqueue_trial({}, user_attrs={SLOT: slot})
+    if revived or free:
+        log.info("study %s: %d trials re-enqueued from dead workers, %d new trials enqueued", study.study_name, revived, len(free))
+    return {"revived": revived, "added": len(free), "counted": len(live) + len(free)}
 
 
 def write_study_manifest(job: StudyJob, config: dict) -> Path:
@@ -149,7 +158,6 @@ def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[in
 
         TrainerConfig(**config["trainer"]).torch_device()
     study, storage = create_study(job)
-    job.launch = len(study.get_trials(deepcopy=False))
     reconcile(study, storage, spec.n_trials)
     write_study_manifest(job, config)
     log.info("study %s: %d trials wanted, %d workers, launcher %s", study.study_name, spec.n_trials, n_workers, launcher.name)

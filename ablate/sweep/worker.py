@@ -1,10 +1,11 @@
 """A study worker: claim a waiting trial, train it as an ordinary run, tell Optuna, repeat.
 
-The parent (``ablate/sweep/study.py``) creates the study once and enqueues exactly as many
-waiting trials as ``n_trials`` still needs. Workers (processes or SLURM array tasks, any number)
-only ever *claim* those trials, with the storage's compare-and-set from WAITING to RUNNING that
-``Study.ask`` uses, and never create one: so two workers racing for the last trial cannot
-over-shoot ``n_trials`` (a ``MaxTrialsCallback`` checks only after a trial ends).
+The parent (``ablate/sweep/study.py``) creates the study once and enqueues one waiting trial per
+free budget *slot* (``slot`` 0 .. n_trials - 1). Workers (processes or SLURM array tasks, any
+number) only ever *claim* those trials, with the storage's compare-and-set from WAITING to
+RUNNING that ``Study.ask`` uses, and never create one; a claimed trial whose slot a lower-
+numbered live trial already holds is *surplus* (concurrent launches each enqueued that slot):
+it is set aside, not trained. So no race, of workers or of launches, over-shoots ``n_trials``.
 
 Per trial: the sampler fills in the values (``suggest_*``; a re-enqueued trial gets its fixed
 values back), they become Hydra overrides, and ``ablate.train.run.run`` trains the run with an
@@ -29,7 +30,9 @@ from ablate.sweep.study_spec import Param, StudySpec
 
 log = logging.getLogger("ablate")
 
-SUPERSEDED = "superseded"   # trial user attr: replaced by a re-enqueued copy (not counted)
+SUPERSEDED = "superseded"   # trial user attr: replaced by a re-enqueued copy, or surplus (not counted)
+SLOT = "slot"               # trial user attr: the budget slot it fills (one trained trial per slot)
+SURPLUS = "surplus"         # trial user attr: a duplicate of its slot, set aside untrained
 # Per-epoch value reported to the pruner for a single objective (must point the study's way).
 EPOCH_METRIC = {"top1": "val_top1", "top5": "val_top5", "loss": "val_loss"}
 
@@ -44,7 +47,6 @@ class StudyJob:
     extra: list[str] = field(default_factory=list)   # command-line overrides for every trial
     epochs: int = 1                             # trainer.epochs (Hyperband's max resource)
     env: dict[str, str] = field(default_factory=dict)  # ABLATE_* variables to set in the worker
-    launch: int = 0                             # trials in the study at launch (seeds the sampler)
     worker: int = 0
 
     def for_worker(self, index: int) -> "StudyJob":
@@ -66,9 +68,10 @@ def make_pruner(spec: StudySpec, epochs: int):
         raise ConfigError(f"sweep {spec.name!r}: pruner_options for {spec.pruner}: {exc}") from None
 
 
-def worker_seed(job: StudyJob) -> int:
-    """Distinct per worker and per launch: a relaunch must not replay the first launch's guesses."""
-    return (job.spec.seed * 1_000_003 + job.launch * 1_009 + job.worker) % 2**31
+def trial_seed(spec: StudySpec, number: int) -> int:
+    """The sampler's seed for trial ``number``: distinct per trial, whoever claims it (workers or
+    concurrent launches never replay each other's guesses), and the same for the same trial."""
+    return (spec.seed * 1_000_003 + number * 7_919) % 2**31
 
 
 def identity() -> dict:
@@ -93,10 +96,24 @@ def claim(study, storage):
                 continue  # another worker won this one
         except UpdateFinishedTrialError:
             continue
+        if _slot_taken(storage, study_id, frozen):
+            storage.set_trial_user_attr(trial_id, SUPERSEDED, True)
+            storage.set_trial_user_attr(trial_id, SURPLUS, True)
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            continue
         trial = optuna.Trial(study, trial_id)
         trial.set_user_attr("worker", identity())
         return trial
     return None
+
+
+def _slot_taken(storage, study_id: int, frozen) -> bool:
+    """Does a lower-numbered trial that still counts hold this trial's budget slot?"""
+    slot = frozen.user_attrs.get(SLOT)
+    if slot is None:
+        return False
+    return any(t.number < frozen.number and t.user_attrs.get(SLOT) == slot and not t.user_attrs.get(SUPERSEDED)
+               for t in storage.get_all_trials(study_id, deepcopy=False))
 
 
 def suggest(trial, p: Param) -> Any:
@@ -118,7 +135,7 @@ def work(job: StudyJob) -> list[dict]:
         os.environ.setdefault(k, v)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(job.storage)
-    sampler = make_sampler(job.spec, worker_seed(job))
+    sampler = make_sampler(job.spec, trial_seed(job.spec, 0))
     pruner = make_pruner(job.spec, job.epochs)
     records: list[dict] = []
     while not stop_requested():
@@ -128,6 +145,7 @@ def work(job: StudyJob) -> list[dict]:
         trial = claim(study, storage)
         if trial is None:
             break
+        study.sampler = make_sampler(job.spec, trial_seed(job.spec, trial.number))
         rec = run_trial(study, trial, job)
         if rec is not None:
             records.append(rec)
@@ -160,30 +178,55 @@ def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
     prune = spec.pruner != "none" and metric is not None
 
     def on_epoch_end(epoch: int, row: dict) -> None:
-        if prune:
+        if not prune:
+            return
+        try:  # the study's storage, not the run: an outage costs this epoch's pruning, not the run
             trial.report(row[metric], epoch)
             # after the last epoch there is nothing left to save: the trial is complete
-            if epoch + 1 < plan.trainer.epochs and trial.should_prune():
-                raise Pruned(f"trial {trial.number} pruned by the {spec.pruner} pruner after epoch {epoch + 1} "
-                             f"({metric} {row[metric]:.2f})")
+            stop = epoch + 1 < plan.trainer.epochs and trial.should_prune()
+        except Exception as exc:  # noqa: BLE001 - e.g. OperationalError: the database is down
+            log.warning("trial %d: study storage unreachable after epoch %d (%s); training on without pruning",
+                        trial.number, epoch + 1, (str(exc).splitlines() or [type(exc).__name__])[0])
+            return
+        if stop:
+            raise Pruned(f"trial {trial.number} pruned by the {spec.pruner} pruner after epoch {epoch + 1} "
+                         f"({metric} {row[metric]:.2f})")
 
     log.info("trial %d: run %s %s", trial.number, plan.key, " ".join(f"{k}={v}" for k, v in values.items()))
     rec = _run_when_free(plan, on_epoch_end, spec.name)
-    status = rec["status"]
-    trial.set_user_attr("status", status)
-    if status == "completed" and all(rec.get(m) is not None for m in spec.objectives):
-        study.tell(trial, [float(rec[m]) for m in spec.objectives])
-    elif status == "pruned":
-        study.tell(trial, state=TrialState.PRUNED)
-    elif status == "preempted":
-        # Order matters if this process dies midway: marked first, so it is never counted twice.
-        trial.set_user_attr(SUPERSEDED, True)
-        study.enqueue_trial(values, user_attrs={"resumes": trial.number})
-        study.tell(trial, state=TrialState.FAIL)
-    else:
-        trial.set_user_attr("message", rec.get("message", ""))
-        study.tell(trial, state=TrialState.FAIL)
+    _tell(study, trial, rec, values, spec)
     return rec
+
+
+def _tell(study, trial, rec, values: dict, spec: StudySpec, attempts: int = 4, wait_s: float = 5.0) -> None:
+    """Tell the study the run's outcome, retrying a storage that is briefly down. If it stays
+    down the trial is left RUNNING: the next launch finds its worker gone, re-enqueues its values,
+    and the copy reuses the finished run (the run's record, not the study, is the truth)."""
+    from optuna.trial import TrialState
+
+    status = rec["status"]
+    for attempt in range(attempts):
+        try:
+            trial.set_user_attr("status", status)
+            if status == "completed" and all(rec.get(m) is not None for m in spec.objectives):
+                study.tell(trial, [float(rec[m]) for m in spec.objectives])
+            elif status == "pruned":
+                study.tell(trial, state=TrialState.PRUNED)
+            elif status == "preempted":
+                # Order matters if this process dies midway: marked first, so it is never counted twice.
+                trial.set_user_attr(SUPERSEDED, True)
+                study.enqueue_trial(values, user_attrs={"resumes": trial.number, SLOT: trial.user_attrs.get(SLOT)})
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                trial.set_user_attr("message", rec.get("message", ""))
+                study.tell(trial, state=TrialState.FAIL)
+            return
+        except Exception as exc:  # noqa: BLE001 - the storage, not the run
+            if attempt + 1 == attempts:
+                log.error("trial %d: study storage unreachable (%s); the run %s stands (%s), a relaunch records it",
+                          trial.number, (str(exc).splitlines() or [type(exc).__name__])[0], rec["run_key"], status)
+                return
+            time.sleep(wait_s)
 
 
 def _run_when_free(plan, on_epoch_end, study: str) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ablate.io import read_json, write_json
+from ablate.io import DamagedFile, read_json, set_aside, write_json
 
 __all__ = ["SweepManifest", "KINDS"]
 
@@ -58,9 +58,13 @@ class SweepManifest:
         still finds its runs; it comes back absolute.
         """
         path = cls.path(sweeps_dir, sweep)
-        if not path.exists():
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
             return None
-        data = read_json(path)
+        except DamagedFile:  # kept beside it; the next launch writes a new one
+            set_aside(path)
+            return None
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         manifest = cls(**{k: v for k, v in data.items() if k in names},
                        extra={k: v for k, v in data.items() if k not in names})

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-__all__ = ["RunRecord", "METRICS", "STATUSES", "FINAL_STATUSES"]
+__all__ = ["RunRecord", "METRICS", "NUMERICS", "STATUSES", "FINAL_STATUSES"]
 
 # completed: trained to the end; diverged: NaN/inf loss; failed: an exception (message);
 # pruned: stopped by Optuna; preempted: SIGTERM/SIGUSR1, resumable; running: a live lock.
@@ -58,8 +58,10 @@ class RunRecord(Mapping):
     finished_at: Optional[str] = None
     git_commit: Optional[str] = None
     host: Optional[str] = None
-    torch: Optional[str] = None
-    device: Optional[str] = None
+    torch: Optional[str] = None                      # numerics: torch version, ...
+    device: Optional[str] = None                     # ... device, ...
+    threads: Optional[int] = None                    # ... torch CPU threads while training, ...
+    cpu: Optional[str] = None                        # ... and CPU model
     wandb_dir: Optional[str] = None
     extra: dict = field(default_factory=dict)        # keys written by another version
 
@@ -105,5 +107,7 @@ class RunRecord(Mapping):
 
 
 _FIELDS = {f.name for f in dataclasses.fields(RunRecord)} - {"extra"}
+# What a run's numbers depend on besides its config: cells that mix them say so.
+NUMERICS = ("torch", "device", "threads", "cpu")
 _ORDER = tuple(f.name for f in dataclasses.fields(RunRecord) if f.name != "extra")
 METRICS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunRecord) if f.metadata.get("metric"))

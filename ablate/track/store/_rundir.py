@@ -8,15 +8,20 @@ and is checked against each file's signature, so deleting it loses nothing.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-from ablate.io import append_jsonl, atomic_write, read_json, read_jsonl, torch_save, write_json
+from ablate.io import DamagedFile, append_jsonl, atomic_write, read_json, read_jsonl, set_aside, torch_save
 from ablate.track.lock import RunLock
 from ablate.track.record import RunRecord
 from ablate.track.store._base import STORES, ResultsStore, matches
+
+log = logging.getLogger("ablate")
 
 RESULT = "result.json"
 METRICS = "metrics.jsonl"
@@ -92,12 +97,23 @@ class RunFiles:
         torch_save(self.checkpoint, dict(state))
 
     def load_checkpoint(self, map_location: Any = "cpu") -> Optional[dict]:
-        """The checkpoint (our own file: model, optimizer and RNG state), or None."""
+        """The checkpoint (model, optimizer and RNG state), or None. Loaded with
+        ``weights_only=True``: tensors and plain containers only, no code from the file. A damaged
+        one (truncated, not a checkpoint) is set aside with a warning and reads as absent, so
+        the run starts over instead of failing on every relaunch."""
         if not self.checkpoint.exists():
             return None
+        import pickle
+        import zipfile
+
         import torch
 
-        return torch.load(self.checkpoint, map_location=map_location, weights_only=False)
+        try:
+            return torch.load(self.checkpoint, map_location=map_location, weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+            log.warning("%s cannot be loaded (%s)", self.checkpoint, str(exc).splitlines()[0][:200])
+            set_aside(self.checkpoint)
+            return None
 
     def set_aside(self) -> Optional[Path]:
         """``force=true``: move the run dir to ``<runs_dir>/_replaced/<key>-<time>``, never delete it."""
@@ -126,24 +142,51 @@ class RunDirStore(ResultsStore):
         return RunFiles(self.run_dir(run_key))
 
     def put(self, record: Mapping[str, Any]) -> None:
+        """Write the record; an earlier different one is archived under ``attempts/`` only once
+        the new one is safely on disk (a full disk never leaves the run without a record)."""
         record = RunRecord.from_dict(record).to_dict()
         key = record["run_key"]
         path = self.run_dir(key) / RESULT
-        if path.exists():
-            old = read_json(path)
-            if old == json.loads(json.dumps(record, default=str)):
-                return
-            adir = path.parent / "attempts"
-            adir.mkdir(parents=True, exist_ok=True)
-            n = len(list(adir.glob("result-*.json")))
-            os.replace(path, adir / f"result-{n:03d}.json")
-        write_json(path, dict(record))
+        old = self._read(path)
+        if old is not None and old == json.loads(json.dumps(record, default=str)):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{RESULT}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:  # the new record first, fsynced ...
+                json.dump(record, fh, indent=2, sort_keys=True, default=str)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if old is not None:  # ... then the old one archived (a hard link: no space needed) ...
+                adir = path.parent / "attempts"
+                adir.mkdir(exist_ok=True)
+                n = len(list(adir.glob("result-*.json")))
+                try:
+                    os.link(path, adir / f"result-{n:03d}.json")
+                except OSError:
+                    shutil.copy2(path, adir / f"result-{n:03d}.json")
+            os.replace(tmp, path)  # ... then the new one in its place, atomically
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get(self, run_key: str) -> Optional[RunRecord]:
-        path = self.run_dir(run_key) / RESULT
+        rec = self._read(self.run_dir(run_key) / RESULT)
+        return None if rec is None else RunRecord.from_dict(rec)
+
+    @staticmethod
+    def _read(path: Path) -> Optional[dict]:
+        """A record file's JSON; a damaged one is set aside (kept, with a warning) and reads as
+        missing, so the run is trained again instead of blocking every command."""
         try:
-            return RunRecord.from_dict(read_json(path))
+            return read_json(path)
         except FileNotFoundError:
+            return None
+        except DamagedFile:
+            try:
+                set_aside(path)
+            except FileNotFoundError:
+                pass
             return None
 
     def keys(self) -> list[str]:
@@ -185,10 +228,9 @@ class RunDirStore(ResultsStore):
             if hit is not None and hit[0] == sigs[key]:
                 rec = hit[1]
             else:
-                try:
-                    rec = read_json(self.run_dir(key) / RESULT)
-                except (FileNotFoundError, json.JSONDecodeError):
-                    continue  # replaced or removed since the scan; the next read sees it
+                rec = self._read(self.run_dir(key) / RESULT)
+                if rec is None:
+                    continue  # replaced, removed or damaged (set aside) since the scan
                 dirty = True
             fresh[key] = [sigs[key], rec]
             out.append(rec)
@@ -217,7 +259,7 @@ class RunDirStore(ResultsStore):
 
     def attempts(self, run_key: str) -> list[dict]:
         adir = self.run_dir(run_key) / "attempts"
-        return [read_json(p) for p in sorted(adir.glob("result-*.json"))]
+        return [r for r in (self._read(p) for p in sorted(adir.glob("result-*.json"))) if r is not None]
 
     def append_metrics(self, run_key: str, row: Mapping[str, Any]) -> None:
         self.files(run_key).append_metrics(row)
