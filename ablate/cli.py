@@ -213,6 +213,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the run in progress recorded `preempted`; its checkpoint stands
+        print("ablate: interrupted; relaunch the same command to resume", file=sys.stderr)
+        return 130
     except OSError as exc:
         if exc.errno not in ENVIRONMENT_ERRNOS:
             raise  # anything else is a bug: keep its traceback

@@ -293,3 +293,48 @@ def test_a_full_disk_ends_in_one_line_loses_nothing_and_a_relaunch_finishes(smal
     assert len(recs) == 12 and all(r["status"] == "completed" for r in recs.values())
     for key, rec in finished.items():
         assert recs[key]["finished_at"] == rec["finished_at"]  # kept, not retrained
+
+
+def test_ctrl_c_leaves_a_resumable_run_and_a_failed_run_fails_the_sweep(home, tmp_path, monkeypatch):
+    env = {**os.environ, "ABLATE_HOME": str(home), "ABLATE_PROJECT": str(ROOT)}
+    args = [sys.executable, "-m", "ablate", "train", *BUDGET, "data.n_train=2048", "trainer.epochs=3"]
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # interrupt once the first epoch (and its checkpoint) is done
+        if "epoch 1/3" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    (rec,) = records(home).values()
+    assert rec["status"] == "preempted" and "Ctrl-C" in rec["message"]
+    assert subprocess.run(args, env=env, capture_output=True, timeout=300).returncode == 0
+    (rec,) = records(home).values()
+    assert rec["status"] == "completed" and rec["resumed_from"] >= 1
+    # a run that fails makes the sweep exit 1 (its table still printed), not 0
+    from ablate.train import engine
+
+    real = engine.fit
+
+    def fit_or_fail(model, *args, **kwargs):
+        if type(model.features[2].attn).__name__ != "Identity":
+            raise RuntimeError("a bug in an attention module")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "fit", fit_or_fail)
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text(GRID)
+    assert main(["sweep", str(sweep), "--no-table", *BUDGET]) == 1
+    assert sorted(r["status"] for r in records(home).values()).count("failed") == 2
+
+
+def test_report_with_a_damaged_checkpoint_names_it_instead_of_crashing(home, tmp_path, capsys):
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text("grid: {attention: [ca]}\nseeds: [0]\n")
+    assert main(["sweep", str(sweep), "--no-table", *BUDGET]) == 0
+    (ckpt,) = (home / "outputs" / "runs").glob("*/checkpoint.pt")
+    ckpt.write_bytes(b"not a checkpoint")
+    from ablate.report.attention_maps import load_run
+    from ablate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="checkpoint.pt is damaged"):
+        load_run(ckpt.parent)
+    assert list(ckpt.parent.glob("checkpoint.pt.damaged-*"))

@@ -45,7 +45,11 @@ def load_run(run_dir: str | Path):
     model_cfg = dict(cfg["model"])
     model = create_model(model_cfg.pop("name"), num_classes=bundle.num_classes, in_chans=bundle.in_chans,
                          attention=cfg["attention"], **model_cfg)
-    model.load_state_dict(files.load_checkpoint(map_location="cpu")["model"])
+    state = files.load_checkpoint(map_location="cpu")  # a damaged one is set aside and reads as None
+    if state is None:
+        raise ConfigError(f"run dir {files.dir}: its checkpoint.pt is damaged (set aside); allowed: a run whose "
+                          "checkpoint loads (relaunch the sweep to redo it)")
+    model.load_state_dict(state["model"])
     return model.eval(), bundle, cfg
 
 
