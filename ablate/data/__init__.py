@@ -8,9 +8,12 @@ is read or the digits are loaded.
 """
 from ablate.data.registry import (
     DATASETS,
+    FINGERPRINT_KEY,
     LOADER_KEYS,
     DataBundle,
     check_dataset,
+    check_loader,
+    dataset_fingerprint,
     dataset_options,
     list_datasets,
     load_dataset,
@@ -22,9 +25,12 @@ from ablate.data.loader import augment_batch, make_loader
 
 __all__ = [
     "DATASETS",
+    "FINGERPRINT_KEY",
     "LOADER_KEYS",
     "DataBundle",
     "check_dataset",
+    "check_loader",
+    "dataset_fingerprint",
     "TensorImageDataset",
     "augment_batch",
     "dataset_options",

@@ -11,6 +11,9 @@ from typing import Any, Sequence
 
 from ablate.errors import ConfigError
 
+# Files an image folder's scan reads (and that mark a directory as a user's images).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
 
 def check_int(owner: str, key: str, value: Any, lo: int, hi: int | None = None) -> int:
     """Return ``value`` as int if it is an integer in ``[lo, hi]``; else raise ValueError."""

@@ -24,6 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from ablate.data._checks import check_float, check_optional_int, check_stats
+from ablate.data._fingerprint import digest, zip_lines
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import TensorImageDataset, channel_stats, seeded_subset
 from ablate.errors import ConfigError, check_choice
@@ -258,7 +259,15 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
     return is_val
 
 
-@register_dataset("arrays", check=_check_arrays)
+def _fingerprint_arrays(*, path, val_path=None, **_: Any) -> str:
+    """The ``.npz`` members' names, sizes and CRC-32s (from the zip directory; nothing loaded)."""
+    lines = zip_lines("path", Path(path).expanduser())
+    if val_path is not None:
+        lines += zip_lines("val_path", Path(val_path).expanduser())
+    return digest(lines)
+
+
+@register_dataset("arrays", check=_check_arrays, fingerprint=_fingerprint_arrays)
 def arrays(*, root: Path | None, seed: int, path: str | None = None, layout: str = "auto",
            val_path: str | None = None, val_fraction: float | None = None, n_train: int | None = None,
            n_val: int | None = None, mean: list[float] | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ablate.data._checks import check_optional_int
+from ablate.data._fingerprint import files_fingerprint
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import TensorImageDataset, seeded_subset
 from ablate.errors import ConfigError, check_choice
@@ -82,7 +83,20 @@ def _check_cifar10(*, root: Path | None, seed: int, n_train: int | None, n_val: 
              "cifar-10", Path(root))
 
 
-@register_dataset("cifar10", check=_check_cifar10)
+_C10_FILES = _C10_BATCHES + ("test_batch", "batches.meta")
+_C100_FILES = ("train", "test", "meta")
+
+
+def _fingerprint_cifar10(*, root: Path, **_: Any) -> str:
+    """The batch files' names, sizes and mtimes."""
+    return files_fingerprint(Path(root), [Path(root) / "cifar-10-batches-py" / f for f in _C10_FILES])
+
+
+def _fingerprint_cifar100(*, root: Path, **_: Any) -> str:
+    return files_fingerprint(Path(root), [Path(root) / "cifar-100-python" / f for f in _C100_FILES])
+
+
+@register_dataset("cifar10", check=_check_cifar10, fingerprint=_fingerprint_cifar10)
 def cifar10(*, root: Path | None, seed: int, n_train: int | None = None,
             n_val: int | None = None) -> DataBundle:
     """CIFAR-10: 50k train / 10k val (the test set), 32×32 RGB, 10 classes."""
@@ -110,7 +124,7 @@ def _check_cifar100(*, root: Path | None, seed: int, n_train: int | None, n_val:
     _require("cifar100", Path(root) / "cifar-100-python", ("train", "test", "meta"), "cifar-100", Path(root))
 
 
-@register_dataset("cifar100", check=_check_cifar100)
+@register_dataset("cifar100", check=_check_cifar100, fingerprint=_fingerprint_cifar100)
 def cifar100(*, root: Path | None, seed: int, n_train: int | None = None, n_val: int | None = None,
              labels: str = "fine") -> DataBundle:
     """CIFAR-100: 50k train / 10k val, 32×32 RGB; 100 fine (default) or 20 coarse classes."""

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ablate.data._checks import check_image_size, check_optional_int, check_stats
+from ablate.data._checks import IMAGE_EXTENSIONS, check_image_size, check_optional_int, check_stats
+from ablate.data._fingerprint import digest, tree_lines
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import (
     TensorImageDataset,
@@ -36,7 +37,6 @@ from ablate.data.tensor import (
 )
 from ablate.errors import ConfigError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # `in_memory: auto` decodes into memory up to this many uint8 bytes (train + val): 2 GiB.
 IN_MEMORY_LIMIT = 2 * 1024**3
 # Images per class folder, and class folders per split, whose headers the pre-flight opens.
@@ -234,7 +234,13 @@ def _streamed_stats(owner: str, samples: list[tuple[Path, int]], in_chans: int, 
     return stats_from_histograms(hist)
 
 
-@register_dataset("imagefolder", check=_check_imagefolder)
+def _fingerprint_imagefolder(*, root: Path, **_: Any) -> str:
+    """Class folders and image files of both splits: relative names, sizes and mtimes."""
+    root = Path(root)
+    return digest(tree_lines(root, root / "train", IMAGE_EXTENSIONS) + tree_lines(root, root / "val", IMAGE_EXTENSIONS))
+
+
+@register_dataset("imagefolder", check=_check_imagefolder, fingerprint=_fingerprint_imagefolder)
 def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | None = None, in_chans: int = 3,
                 n_train: int | None = None, n_val: int | None = None,
                 mean: list[float] | None = None, std: list[float] | None = None,

@@ -8,19 +8,25 @@ milliseconds with one line naming it, never after a download-sized read or a gen
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from torch.utils.data import Dataset
 
-from ablate.data._checks import check_int
+from ablate.data._checks import IMAGE_EXTENSIONS, check_bool, check_int
 from ablate.errors import ConfigError
 from ablate.registry import Registry
 
 # Keys of the `data` config group that configure the loader, not the dataset.
 LOADER_KEYS: tuple[str, ...] = ("batch_size", "num_workers", "augment", "pad", "hflip", "drop_last")
-
+# What the loader does when a key is absent (a run's augment default is on, make_loader's pad/hflip).
+LOADER_DEFAULTS: dict[str, Any] = {"batch_size": 128, "num_workers": 0, "augment": True, "pad": 2,
+                                   "hflip": True, "drop_last": False}
+# The key of the `data` config a run records its data's content fingerprint under (set by ablate,
+# never by the user; not a dataset option).
+FINGERPRINT_KEY = "fingerprint"
 
 
 @dataclass
@@ -53,10 +59,23 @@ class DataBundle:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset: its builder and its pre-flight check (None: options only)."""
+    """A registered dataset: its builder and optional hooks.
+
+    check: the pre-flight check of its options and files (None: options only).
+    fingerprint: ``fingerprint(root=..., seed=..., **options) -> str``, a short digest of the
+        data's content (file list, sizes, mtimes, checksums; never its location), for datasets
+        read from files: the run key hashes it, so other or regenerated data is another run.
+        None: the config already says what the data is (generated datasets, digits).
+    augment_check: ``augment_check(augment=..., pad=..., hflip=..., **options)`` refuses
+        augmentation that would change a label of this dataset (None: any augmentation keeps labels).
+    generated: the data is made from its parameters and ``root`` is only its cache.
+    """
 
     builder: Callable[..., "DataBundle"]
     check: Optional[Callable[..., None]] = None
+    fingerprint: Optional[Callable[..., str]] = None
+    augment_check: Optional[Callable[..., None]] = None
+    generated: bool = False
 
 
 # Every module of ablate.data registers its datasets: a new dataset is one new module here
@@ -64,17 +83,20 @@ class DatasetEntry:
 DATASETS: Registry[DatasetEntry] = Registry("dataset", discover="ablate.data")
 
 
-def register_dataset(name: str, check: Callable[..., None] | None = None
+def register_dataset(name: str, check: Callable[..., None] | None = None, *,
+                     fingerprint: Callable[..., str] | None = None,
+                     augment_check: Callable[..., None] | None = None, generated: bool = False,
                      ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
     """Decorator registering a builder under ``name``; a duplicate name is refused.
 
     ``check(root=..., seed=..., **options)`` validates the options (and that the files a real
     dataset needs exist) in milliseconds, without reading or generating data; it runs before
-    any run of a sweep starts (:func:`check_dataset`).
+    any run of a sweep starts (:func:`check_dataset`). ``fingerprint``, ``augment_check`` and
+    ``generated``: see :class:`DatasetEntry`.
     """
 
     def wrap(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
-        DATASETS.register(name, DatasetEntry(fn, check))
+        DATASETS.register(name, DatasetEntry(fn, check, fingerprint, augment_check, generated))
         return fn
 
     return wrap
@@ -117,6 +139,65 @@ def check_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs
     return {"root": root, "seed": seed, **kwargs}
 
 
+def dataset_fingerprint(name: str, *, root: str | Path | None, seed: int = 0, **kwargs: Any) -> Optional[str]:
+    """A digest of dataset ``name``'s content (see :class:`DatasetEntry`), or None when its
+    config says it all. Checks the config first (:func:`check_dataset`); reads file metadata
+    (names, sizes, mtimes, zip checksums), never the images."""
+    checked = check_dataset(name, root=root, seed=seed, **kwargs)
+    fingerprint = DATASETS.get(name).fingerprint
+    if fingerprint is None:
+        return None
+    return fingerprint(**{**dataset_options(name), **checked})
+
+
+def check_loader(name: str, loader: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the loader keys of a ``data`` config (types, ranges, and that the augmentation
+    keeps dataset ``name``'s labels, given its ``options``); returns them with defaults filled."""
+    cfg = {**LOADER_DEFAULTS, **loader}
+    for key, value in cfg.items():
+        if key in ("augment", "hflip", "drop_last"):
+            check_bool("data", key, value)
+    check_int("data", "batch_size", cfg["batch_size"], 1)
+    check_int("data", "num_workers", cfg["num_workers"], 0, 256)
+    check_int("data", "pad", cfg["pad"], 0, 64)
+    augment_check = DATASETS.get(name).augment_check
+    if augment_check is not None:
+        opts = {**dataset_options(name), **{k: v for k, v in options.items() if v is not None}}
+        opts.pop("seed", None)
+        augment_check(augment=cfg["augment"], pad=cfg["pad"], hflip=cfg["hflip"], **opts)
+    return cfg
+
+
+def foreign_data(root: str | Path | None) -> Optional[str]:
+    """What user data ``root`` holds, if it looks like an image folder or holds ``.npz`` files
+    (``"an image folder (train/ and val/)"``, ...), else None. Lists one directory level (two for
+    image files), so it is cheap; used to refuse a generated dataset that would cache into it."""
+    if root is None:
+        return None
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return None
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return "an image folder (train/ and val/)"
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return None
+    npz = sorted(e.name for e in entries if e.is_file() and e.name.endswith(".npz"))
+    if npz:
+        return f".npz files ({npz[0]})"
+    if any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in entries):
+        return "images"
+    for sub in (e for e in entries if e.is_dir()):
+        try:
+            with os.scandir(sub.path) as it:
+                if any(f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS) for f in it):
+                    return f"class folders of images ({sub.name}/)"
+        except OSError:
+            continue
+    return None
+
+
 def load_dataset(name: str, *, root: str | Path | None, seed: int = 0, **kwargs: Any) -> DataBundle:
     """Build dataset ``name`` from ``root`` (a cache or source dir; None = no disk cache).
 
@@ -137,6 +218,7 @@ def split_config(cfg: Mapping[str, Any]) -> tuple[str, Any, dict[str, Any], dict
     if not isinstance(name, str):
         raise ConfigError(f"data: name={name!r} is not allowed; allowed: {', '.join(list_datasets())}")
     root = cfg.pop("root", None)
+    cfg.pop(FINGERPRINT_KEY, None)  # recorded by a run (its data's content), not an option
     loader = {k: cfg.pop(k) for k in LOADER_KEYS if k in cfg}
     return name, root, cfg, loader
 

@@ -201,7 +201,25 @@ def _check_generated(name: str):
     return check
 
 
-@register_dataset("alignment", check=_check_generated("alignment"))
+def _augment_check(name: str, flips_change_labels: bool):
+    """The registry's augmentation check: a crop padded beyond ``margin`` can push an object
+    over the border (alignment) or across a quadrant line (position), and on ``position`` a
+    flip moves the square to another quadrant. Refused whether or not ``augment`` is on now:
+    the config would change labels the moment it is."""
+
+    def check(*, augment, pad, hflip, margin, **_) -> None:
+        if flips_change_labels and hflip:
+            raise ConfigError(f"{name}: hflip=true is not allowed; a horizontal flip moves the object to "
+                              "another quadrant and changes the label; allowed: false")
+        if isinstance(margin, int) and pad > margin:
+            raise ConfigError(f"{name}: pad={pad!r} is not allowed with margin={margin}; a crop padded beyond "
+                              f"the margin can cut an object and change the label; allowed: pad <= {margin}")
+
+    return check
+
+
+@register_dataset("alignment", check=_check_generated("alignment"),
+                  augment_check=_augment_check("alignment", flips_change_labels=False), generated=True)
 def alignment(*, root: Path | None, seed: int, image_size: int = 24, n_train: int = 3000,
               n_val: int = 1000, clutter: int = 24, object_size: int = 4, margin: int = 2) -> DataBundle:
     """Same row / same column / neither (see the module docstring); 1 channel, 3 classes."""
@@ -211,7 +229,8 @@ def alignment(*, root: Path | None, seed: int, image_size: int = 24, n_train: in
     return _generated_bundle("alignment", generate_alignment, ALIGNMENT_CLASSES, root, seed, params)
 
 
-@register_dataset("position", check=_check_generated("position"))
+@register_dataset("position", check=_check_generated("position"),
+                  augment_check=_augment_check("position", flips_change_labels=True), generated=True)
 def position(*, root: Path | None, seed: int, image_size: int = 24, n_train: int = 8000,
              n_val: int = 2000, clutter: int = 8, object_size: int = 4, margin: int = 2) -> DataBundle:
     """Which quadrant holds the square (a control task); 1 channel, 4 classes; no flips."""
