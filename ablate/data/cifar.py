@@ -7,13 +7,16 @@ Python 2, hence bytes keys) with ``data`` (N×3072 uint8, channel-major 32×32) 
 ``labels`` (CIFAR-10) or ``fine_labels``/``coarse_labels`` (CIFAR-100). The official test
 set is ablate's ``val`` split, as in the CA paper's CIFAR-size baselines.
 
-Security note: pickle executes code from the file; only point ``root`` at the official data.
+Pickles can run code: the batches are read by a restricted unpickler that builds only what the
+format holds (numpy arrays, dicts, lists, bytes, str, numbers) and refuses any other global
+with one line naming the file and the global, so a crafted file runs nothing.
 """
 from __future__ import annotations
 
+import codecs
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -29,10 +32,60 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 
 
+class _Refused(pickle.UnpicklingError):
+    """A global the CIFAR format never holds."""
+
+
+def _latin1(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles written by Python 3 use it for bytes (latin-1)."""
+    if encoding not in ("latin1", "latin-1"):
+        raise _Refused(f"_codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin-1", errors)
+
+
+def _numpy_globals() -> dict[tuple[str, str], Callable]:
+    """What pickled numpy arrays refer to, under numpy 1's and numpy 2's module names."""
+    try:  # numpy >= 2
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray, numeric
+    out: dict[tuple[str, str], Callable] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                            ("_codecs", "encode"): _latin1}
+    for core in ("numpy.core", "numpy._core"):
+        out[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        if hasattr(numeric, "_frombuffer"):
+            out[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
+    return out
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, bytes, str, numbers and numpy arrays; refuses every other global."""
+
+    allowed = _numpy_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
-    """A CIFAR pickle as a dict with str keys (the files have bytes keys)."""
-    with open(path, "rb") as fh:
-        raw = pickle.load(fh, encoding="bytes")
+    """A CIFAR pickle as a dict with str keys (the files have bytes keys), read by the
+    restricted unpickler: a global the format does not hold is a one-line ConfigError."""
+    allowed = ", ".join(sorted(f"{m}.{n}" for m, n in _CifarUnpickler.allowed))
+    try:
+        with open(path, "rb") as fh:
+            raw = _CifarUnpickler(fh, encoding="bytes").load()
+    except _Refused as exc:
+        raise ConfigError(f"{path}: refused to unpickle global {exc}; a CIFAR batch holds only numpy arrays, "
+                          f"lists, dicts, bytes, str and numbers (allowed globals: {allowed})") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {why}); "
+                          "expected the official python-version pickles") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: holds a {type(raw).__name__}, not a CIFAR batch; expected a pickled dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
 
 
