@@ -3,6 +3,12 @@
 Two launches that would train the same model on the same data with the same recipe and seed
 get the same key, whatever launched them, where files go or how they are tracked. The run dir
 is named by the key, so a relaunch finds the finished run and does nothing.
+
+Data is identified by what it is, not where it lies: a dataset read from files (image folders,
+``.npz`` arrays, CIFAR) has its content's fingerprint in the config as ``data.fingerprint``
+(``ablate.train.run.prepare`` adds it), and its locations (``data.root``, ``data.path``,
+``data.val_path``) are left out, so moved data keeps its runs and other or regenerated data
+is another run. Generated datasets are identified by their parameters, already in the config.
 """
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "tags",
     "force",
     "trial",
-    "data.root",
+    "data.root",       # where data lies: its content is data.fingerprint (when read from files)
+    "data.path",       # the .npz of data=arrays (its members' checksums are in data.fingerprint)
+    "data.val_path",
     "data.num_workers",
     "data.in_memory",  # the same batches whether an image folder is decoded once or streamed
     "trainer.device",

@@ -55,19 +55,42 @@ class TrainerConfig:
     latency_repeats: int = 20
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"trainer.epochs={self.epochs!r}; allowed: an integer >= 1")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"trainer.warmup_epochs={self.warmup_epochs!r}; allowed: >= 0")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"trainer.label_smoothing={self.label_smoothing!r}; allowed: [0, 1)")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"trainer.min_lr_ratio={self.min_lr_ratio!r}; allowed: [0, 1]")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ConfigError(f"trainer.threads={self.threads!r}; allowed: null or an integer >= 1")
-        dev = str(self.device)
+        # Every value checked for its type too: a YAML `yes` or a typo like `maybe` is a string,
+        # and a string is truthy (it would turn amp or compile on) and enters the run key.
+        self._int("epochs", self.epochs, 1)
+        self._number("warmup_epochs", self.warmup_epochs, 0.0, None, "a number >= 0")
+        self._number("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0, "a number in [0, 1]")
+        self._number("label_smoothing", self.label_smoothing, 0.0, 1.0, "a number in [0, 1)", open_hi=True)
+        if self.grad_clip is not None:  # a negative max norm would reverse the gradient
+            self._number("grad_clip", self.grad_clip, 0.0, None, "null (off) or a number > 0", open_lo=True)
+        if self.threads is not None:
+            self._int("threads", self.threads, 1, what="null or an integer >= 1")
+        for key in ("amp", "channels_last", "compile", "checkpoint"):
+            value = getattr(self, key)
+            if not isinstance(value, bool):
+                raise ConfigError(f"trainer.{key}={value!r}; allowed: true, false")
+        self._int("latency_repeats", self.latency_repeats, 1)
+        dev = self.device if isinstance(self.device, str) else repr(self.device)
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"trainer.device={dev!r}; allowed: {', '.join(DEVICES)}")
+
+    @staticmethod
+    def _int(key: str, value: Any, lo: int, what: Optional[str] = None) -> int:
+        """An integer >= ``lo`` (not a bool); else one line naming ``what``."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise ConfigError(f"trainer.{key}={value!r}; allowed: {what or f'an integer >= {lo}'}")
+        return value
+
+    @staticmethod
+    def _number(key: str, value: Any, lo: float, hi: Optional[float], what: str, *,
+                open_lo: bool = False, open_hi: bool = False) -> float:
+        """A finite real number in [lo, hi] (open ends where asked); else one line naming ``what``."""
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value > lo if open_lo else value >= lo)
+        ok = ok and (hi is None or (value < hi if open_hi else value <= hi))
+        if not ok:
+            raise ConfigError(f"trainer.{key}={value!r}; allowed: {what}")
+        return float(value)
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":

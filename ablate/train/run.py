@@ -65,11 +65,18 @@ class RunPlan:
 
 
 def prepare(cfg: DictConfig) -> RunPlan:
-    """Validate ``cfg`` and resolve it into a ``RunPlan`` (raises one-line ``ValueError``)."""
-    from ablate.data import check_dataset, split_config
+    """Validate ``cfg`` and resolve it into a ``RunPlan`` (raises one-line ``ValueError``).
+
+    Every knob is checked here, before any data is read: data options and files, the loader and
+    its augmentation, the optimiser, the trainer, the seed, the model. A dataset read from files
+    adds its content's fingerprint to the config as ``data.fingerprint``, so the run key (and
+    the recorded config) identify the data, not where it lies.
+    """
+    from ablate.data import FINGERPRINT_KEY, check_dataset, split_config
     from ablate.models import create_model
 
     config = to_container(cfg)
+    _check_knobs(config)
     trainer = TrainerConfig(**config["trainer"])
     tracking = TrackingConfig(**config["tracking"])
     data_name, data_root, data_kwargs, loader_kwargs = split_config(config["data"])
@@ -77,17 +84,16 @@ def prepare(cfg: DictConfig) -> RunPlan:
         check_dataset(data_name, root=data_root, **data_kwargs)
     except (FileNotFoundError, ImportError) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
-    bs = loader_kwargs.get("batch_size", 128)
-    if not isinstance(bs, int) or bs < 1:
-        raise ConfigError(f"data.batch_size={bs!r}; allowed: an integer >= 1")
+    _check_data(config, data_name, data_root, data_kwargs, loader_kwargs)
     model = dict(config["model"])
     model_name = model.pop("name")
     attention = dict(config["attention"])
     seed = config["seed"]
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed={seed!r}; allowed: an integer >= 0")
     # Building the model checks every architecture and attention knob (cheap, CPU, no data).
     create_model(model_name, num_classes=10, attention=attention, **model)
+    fingerprint = _data_fingerprint(data_name, data_root, data_kwargs)
+    if fingerprint is not None:
+        config["data"][FINGERPRINT_KEY] = fingerprint
     key = run_key(config)
     return RunPlan(
         key=key, run_dir=Path(config["paths"]["runs_dir"]).resolve() / key, config=config,
@@ -96,6 +102,40 @@ def prepare(cfg: DictConfig) -> RunPlan:
         optim=dict(config["optim"]), seed=seed, sweep=config.get("sweep"),
         tags=list(config.get("tags") or []), force=bool(config.get("force", False)),
     )
+
+
+def _check_knobs(config: dict) -> None:
+    """The seed, the trainer's and tracking's keys, the optimiser (prepare's knob checks)."""
+    from ablate.data import FINGERPRINT_KEY
+    from ablate.train import checks
+
+    checks.check_seed(config.get("seed"))
+    checks.check_keys("trainer", config["trainer"], TrainerConfig)
+    checks.check_keys("tracking", config["tracking"], TrackingConfig)
+    checks.check_optim(config["optim"])
+    if FINGERPRINT_KEY in (config.get("data") or {}):
+        raise ConfigError(f"data.{FINGERPRINT_KEY}={config['data'][FINGERPRINT_KEY]!r} is not allowed; "
+                          "ablate computes it from the data's files (allowed: leave it unset)")
+
+
+def _check_data(config: dict, name: str, root, data_kwargs: dict, loader_kwargs: dict) -> None:
+    """The loader's keys and augmentation, and a generated dataset's root (prepare's data checks)."""
+    from ablate.data import DATASETS, check_loader
+    from ablate.train import checks
+
+    check_loader(name, loader_kwargs, data_kwargs)
+    data_dir = (config.get("paths") or {}).get("data_dir")
+    checks.check_generated_root(name, root, data_dir, DATASETS.get(name).generated)
+
+
+def _data_fingerprint(name: str, root, data_kwargs: dict) -> Optional[str]:
+    """The content fingerprint of a dataset read from files (None for generated data)."""
+    from ablate.data import dataset_fingerprint
+
+    try:
+        return dataset_fingerprint(name, root=root, **data_kwargs)
+    except (FileNotFoundError, ImportError, OSError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
 
 
 def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict], None]] = None,
