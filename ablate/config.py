@@ -107,16 +107,46 @@ def spec_path(name: str, directory: Path, what: str) -> Path:
     return path
 
 
+def load_yaml(path: Path, what: str) -> DictConfig:
+    """A YAML file holding a mapping, as a DictConfig; a syntax error is one line naming the file,
+    the problem and where it is (``line 2, column 6``), not a parser traceback."""
+    import yaml
+
+    try:
+        raw = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{what} {path.stem!r}: {path} is not valid YAML ({problem}{where}); "
+                          "allowed: a YAML mapping of keys to values") from None
+    if not isinstance(raw, DictConfig):
+        raise ConfigError(f"{what} {path.stem!r}: {path} holds a {type(raw).__name__}; "
+                          "allowed: a YAML mapping of keys to values")
+    return raw
+
+
+def check_spec_name(what: str, name: object) -> str:
+    """A sweep or table name becomes a file or directory name under the output dir: refuse one
+    that is empty or could leave it (``/``, ``\\``, ``..``)."""
+    bad = not isinstance(name, str) or not name.strip() or name in (".",) or any(
+        s in name for s in ("/", "\\", "..", "\0"))
+    if bad:
+        raise ConfigError(f"{what} name {name!r} is not allowed; allowed: a non-empty name without '/', "
+                          "'\\' or '..' (it names files under the output dir)")
+    return name
+
+
 def load_structured(path: Path, cls: type, what: str):
     """Load a YAML file into dataclass ``cls`` (OmegaConf-validated: unknown keys and wrong
-    types are one-line errors); ``name`` defaults to the file's stem."""
+    types are one-line errors); ``name`` defaults to the file's stem and must be a safe file name."""
     from omegaconf.errors import OmegaConfBaseException
 
-    raw = OmegaConf.load(path)
+    raw = load_yaml(path, what)
     raw.setdefault("name", path.stem)
     try:
         data = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(cls), raw), resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{what} {path.stem!r}: {str(exc).splitlines()[0]}") from None
+    check_spec_name(what, data.get("name"))
     return cls(**data)
-

@@ -8,6 +8,7 @@ naming those keys, so different settings are never pooled into one mean.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
@@ -120,6 +121,30 @@ def check_one_setting(spec: TableSpec, cell: str, frame: RunFrame, mask: np.ndar
             f"table {spec.name!r}, cell {cell!r}: its runs differ in {', '.join(diff)} ({shown}); "
             "add these keys to the row's where or the spec's where, so one cell is one setting"
         )
+
+
+def check_where_keys(spec: TableSpec, frame: RunFrame) -> None:
+    """Every key a ``where`` (the spec's, a row's) or a pivot axis with given ``values`` names
+    must be a key of at least one of the table's runs (``frame``: its records and expected runs):
+    a typo would make an empty row, not an error. A key absent from some runs is fine (CA knobs
+    exist only on CA runs), and so is ``key: null`` (it selects the runs without the key); with
+    no runs at all there is nothing to check against. Plots, which see a subset, do not check."""
+    if frame.df.empty:
+        return
+    have = set(frame.df.columns)
+    named = [(k, want, "where") for k, want in spec.where.items()]
+    named += [(k, want, f"row {r.label!r}") for r in spec.rows for k, want in r.where.items()]
+    for axis, what in ((spec.row_key, "row_key"), (spec.column_key, "column_key")):
+        if axis is not None and axis.values is not None:
+            named.append((axis.key, axis.values, what))
+    for key, want, where in named:
+        if key in have or want is None or (isinstance(want, (list, tuple)) and None in want):
+            continue
+        close = difflib.get_close_matches(key, frame.config_keys, n=3, cutoff=0.6)
+        hint = f"close: {', '.join(close)}" if close else "allowed: dotted config keys such as attention.kind"
+        n = len(frame.df)
+        raise ConfigError(f"table {spec.name!r}, {where}: key {key!r} matches no config key of its runs "
+                          f"({n} run{'s' if n != 1 else ''}); {hint}")
 
 
 def layout(spec: TableSpec, frame: RunFrame) -> tuple[list[tuple[str, Any, dict]], list[tuple[Optional[str], dict]]]:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from ablate.config import load_structured, project_root, spec_path
+from ablate.config import check_spec_name, load_structured, project_root, spec_path
 from ablate.errors import ConfigError
 from ablate.report.kinds import PLOT_KINDS, TABLE_FORMATS
 
@@ -122,6 +122,7 @@ class TableSpec:
         self.metrics = [coerce(MetricSpec, m) for m in self.metrics]
         self.plots = [coerce(PlotSpec, p) for p in self.plots]
         self.row_key, self.column_key = coerce(AxisSpec, self.row_key), coerce(AxisSpec, self.column_key)
+        check_spec_name("table", self.name)  # it names the table's files (<tables_dir>/<name>.<format>)
         where = f"table {self.name!r}"
         if self.rows and self.row_key is not None:
             raise ConfigError(f"{where}: give rows or row_key, not both")

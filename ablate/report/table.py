@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.errors import ConfigError
-from ablate.report.cells import RunFrame, check_one_setting, layout
+from ablate.report.cells import RunFrame, check_one_setting, check_where_keys, layout
 from ablate.report.spec import MetricSpec, TableSpec
 from ablate.report.sequential import Design, decision, look_level
 from ablate.track.record import METRICS
@@ -111,6 +111,7 @@ def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[lis
                     for e in expected if e["run_key"] not in have]
     frame = RunFrame.build(records)
     _check_metrics(spec, frame)
+    check_where_keys(spec, frame)  # a typo in a where key is an error, not an empty row
     rows, cols = layout(spec, frame)
     cells: dict[tuple[str, Optional[str]], _Cell] = {}
     for rlabel, _, rwhere in rows:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from ablate.config import load_structured, project_root, spec_path
+from ablate.config import load_structured, load_yaml, project_root, spec_path
 from ablate.errors import ConfigError
 from ablate.sweep.spec import KINDS, SweepSpec
 from ablate.sweep.study_spec import StudySpec
@@ -33,7 +31,7 @@ def load_sweep(name: str):
     Returns a ``SweepSpec`` (``kind: grid``) or a ``StudySpec`` (``kind: optuna``).
     """
     path = spec_path(name, sweeps_dir(), "sweep")
-    kind = OmegaConf.load(path).get("kind", "grid")
+    kind = load_yaml(path, "sweep").get("kind", "grid")
     if kind not in KINDS:
         raise ConfigError(f"sweep {path.stem!r}: unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
     spec = load_structured(path, SPEC_CLASSES[kind], "sweep")
@@ -41,6 +39,11 @@ def load_sweep(name: str):
         # a table file named by a sweep file is found beside it (then the working directory)
         beside = path.parent / spec.table
         spec.table = str((beside if beside.is_file() else Path(spec.table)).resolve())
+    if spec.table:  # the table must exist now, not after every run has trained
+        try:
+            spec_path(spec.table, project_root() / "analysis", "table spec")
+        except ConfigError as exc:
+            raise ConfigError(f"sweep {spec.name!r}: table: {exc}") from None
     return spec
 
 

@@ -14,9 +14,11 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from ablate.config import check_spec_name
 from ablate.errors import ConfigError
 
 KINDS = ("grid", "optuna")  # ablate/sweep/files.py loads each kind's spec class
+SEED_MAX = 2**63 - 1        # a run's seed is an int64 (torch, numpy)
 
 
 @dataclass
@@ -30,6 +32,7 @@ class BaseSweepSpec:
     overrides: list[str] = field(default_factory=list)      # applied to every run
 
     def __post_init__(self) -> None:
+        check_spec_name("sweep", self.name)  # it names the sweep's dir and its manifest
         if self.kind not in KINDS:
             raise ConfigError(f"sweep {self.name!r}: unknown kind {self.kind!r}; allowed: {', '.join(KINDS)}")
 
@@ -47,6 +50,9 @@ class SweepSpec(BaseSweepSpec):
             raise ConfigError(f"sweep {self.name!r}: kind {self.kind!r} is not a grid; load it with load_sweep()")
         if not self.seeds:
             raise ConfigError(f"sweep {self.name!r}: seeds is empty; allowed: a list of integers >= 0")
+        for seed in self.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+                raise ConfigError(f"sweep {self.name!r}: seed {seed!r}; allowed: integers in [0, {SEED_MAX}]")
         for key, values in self.grid.items():
             if not values:
                 raise ConfigError(f"sweep {self.name!r}: grid axis {key!r} has no values")
