@@ -35,12 +35,13 @@ def table():
 def test_markdown_bold_delta_and_footnotes():
     md = to_markdown(table())
     lines = md.splitlines()
-    assert lines[0] == "**Rates & costs: 100% of #runs_x**"
+    # Markdown specials are escaped (`_` would start emphasis, `*` a nested list in a footnote).
+    assert lines[0] == "**Rates & costs: 100% of #runs\\_x**"
     assert "| Settings | Top-1 (%) | n | Notes |" in md
-    assert "| CA & more* | **75.15 ± 0.13 (+5.00†)** | 4 | 1 failed |" in md
-    assert "| plain_net | 70.15 ± 0.13 | 4 |  |" in md
-    assert any(ln.startswith("- † p < 0.05") or "† p < 0.05" in ln for ln in lines)
-    assert any(ln.startswith("- *") for ln in lines)
+    assert "| CA & more\\* | **75.15 ± 0.13 (+5.00†)** | 4 | 1 failed |" in md
+    assert "| plain\\_net | 70.15 ± 0.13 | 4 |  |" in md
+    assert any(ln.startswith("- † p \\< 0.05") or "† p \\< 0.05" in ln for ln in lines)
+    assert any(ln.startswith("- \\*") for ln in lines)
 
 
 def test_latex_is_booktabs_escaped_and_bold():
