@@ -19,7 +19,7 @@ from ablate.errors import ConfigError
 from ablate.report.cells import RunFrame, check_one_setting, check_where_keys, layout
 from ablate.report.spec import MetricSpec, TableSpec
 from ablate.report.sequential import Design, decision, look_level
-from ablate.track.record import METRICS
+from ablate.track.record import METRICS, NUMERICS
 from ablate.report.stats import Comparison, Summary, compare, seeds_for_power, summarize
 
 NOT_COMPLETED_MARK = "*"
@@ -77,6 +77,7 @@ class _Cell:
     summary: dict = field(default_factory=dict)  # metric id -> Summary
     comp: dict = field(default_factory=dict)     # metric id -> Comparison
     power: dict = field(default_factory=dict)    # metric id -> seeds per cell for 80% power
+    mixed: list = field(default_factory=list)    # "numerics differ: threads 1, 2" (runs made differently)
     level: Optional[float] = None                # alpha its comparisons were tested at
     decision: Optional[str] = None               # sequential: effect / no effect / not shown / undecided
 
@@ -90,7 +91,7 @@ class _Cell:
 
     def notes(self) -> str:
         parts = [f"{c} {s}" for s, c in sorted(self.counts.items())]
-        return ", ".join(parts + ([f"{self.missing} missing"] if self.missing else []))
+        return ", ".join(parts + ([f"{self.missing} missing"] if self.missing else []) + self.mixed)
 
 
 def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[list[dict]] = None,
@@ -192,6 +193,7 @@ def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], h
         missing = 1  # a cell with no run at all is a hole even without a manifest
     done = sub[status == "completed"]
     cell = _Cell(row, column, counts, missing, len(done))
+    cell.mixed = _mixed_numerics(done)
     # Seeds pair runs across rows (paired tests); a record without one pairs with nothing.
     seeds = done["seed"].fillna(-1) if "seed" in done.columns else pd.Series(-1, index=done.index)
     for m in spec.metrics:
@@ -202,6 +204,18 @@ def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], h
         cell.data[m.id] = (xs, [int(s) for s in seeds[ok]])
         cell.summary[m.id] = summarize(xs, m.threshold, m.range)
     return cell
+
+
+def _mixed_numerics(done: pd.DataFrame) -> list[str]:
+    """A note when the cell's runs were made under different numerics (thread count, device, CPU,
+    torch): the same config can give other numbers under them, so averaging them is worth a flag."""
+    differ = []
+    for key in NUMERICS:
+        if key in done.columns:
+            values = sorted({str(v) for v in done[key].dropna()})
+            if len(values) > 1:
+                differ.append(f"{key} {', '.join(values)}")
+    return [f"numerics differ: {'; '.join(differ)}"] if differ else []
 
 
 def _baseline_label(spec: TableSpec, rows: list[tuple[str, Any, dict]]) -> Optional[str]:

@@ -224,6 +224,8 @@ def fit(
         # checkpoint's history so each epoch appears exactly once.
         files.rewrite_metrics(history)
         log(f"resumed from checkpoint after epoch {start_epoch}")
+    elif files.metrics.exists():  # starting over (no or a damaged checkpoint): no stale rows
+        files.rewrite_metrics([])
 
     step_model = torch.compile(model, dynamic=False) if cfg.compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)

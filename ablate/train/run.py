@@ -8,6 +8,7 @@ W&B and releases the run's lock.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import subprocess
@@ -170,11 +171,16 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
     from ablate.train.engine import fit, install_preemption_handlers
 
     files = plan.files
-    files.create(plan.config)
-    handler = logging.FileHandler(files.log)
+    try:
+        files.create(plan.config)
+        handler = logging.FileHandler(files.log)
+    except OSError as exc:  # a full or read-only disk: nothing can be recorded, say so in one line
+        raise RunNotRecorded(exc.errno, f"run {plan.key} not started, its run dir cannot be written "
+                                        f"({exc.strerror or exc})", str(files.dir)) from None
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
     log.addHandler(handler)
     started = time.time()
+    stop: Optional[OSError] = None
     record = RunRecord(plan.key, status="failed", seed=plan.seed, sweep=plan.sweep, config=plan.config,
                        started_at=_now(), git_commit=git_commit(), host=socket.gethostname(), torch=torch.__version__)
     run_dir = files.dir
@@ -182,6 +188,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
     try:
         if plan.trainer.threads:
             torch.set_num_threads(plan.trainer.threads)
+        # What a run's numbers depend on besides its config (tables flag cells that mix them).
+        record.update(threads=torch.get_num_threads(), device=str(plan.trainer.torch_device()), cpu=cpu_model())
         install_preemption_handlers()
         # The data seed (data.seed) is fixed across run seeds: seeds vary init and order, not data.
         bundle = load_dataset(plan.data_name, root=plan.data_root, **plan.data_kwargs)
@@ -211,13 +219,21 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         record.update(latency_ms=measure_latency(model, input_size, device=plan.trainer.torch_device(),
                                                  repeats=plan.trainer.latency_repeats,
                                                  warmup=min(3, plan.trainer.latency_repeats)),
-                      device=str(plan.trainer.torch_device()), status="completed")
+                      status="completed")
     except Diverged as exc:
         record.update(status="diverged", message=str(exc))
     except Pruned as exc:
         record.update(status="pruned", message=str(exc))
     except Preempted as exc:
         record.update(status="preempted", message=str(exc))
+    except KeyboardInterrupt:  # Ctrl-C: a stop like SIGTERM; the checkpoint stands, a relaunch resumes
+        record.update(status="preempted", message="interrupted (Ctrl-C); a relaunch resumes from the last checkpoint")
+        raise
+    except OSError as exc:  # a full disk, a lost mount: the environment, one line, no traceback chain
+        record.update(status="failed", message=f"{type(exc).__name__}: {exc}")
+        log.error("run %s failed: %s", plan.key, exc)
+        if exc.errno in DISK_ERRNOS:
+            stop = exc  # every later run would fail the same way: stop the sweep after recording
     except Exception as exc:  # noqa: BLE001 - a failed run is a result, not a crashed sweep
         record.update(status="failed", message=f"{type(exc).__name__}: {exc}")
         log.error("run %s failed:\n%s", plan.key, traceback.format_exc())
@@ -225,14 +241,46 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         if record.status != "completed":
             _last_epoch(record, files.read_metrics())
         record.update(seconds=time.time() - started, finished_at=_now())
-        store.put(record)
+        try:
+            store.put(record)
+        except OSError as exc:  # the earlier record (if any) is untouched: the run reads as not done
+            log.error("run %s: its record could not be written (%s); a relaunch trains it again", plan.key, exc)
+            record.update(status="failed", message=f"record not written: {exc}")
         if mirror is not None:
-            mirror.summary({k: record.get(k) for k in ("status", *METRICS)})
-            mirror.finish(exit_code=0 if record.status == "completed" else 1)
+            try:
+                mirror.summary({k: record.get(k) for k in ("status", *METRICS)})
+                mirror.finish(exit_code=0 if record.status == "completed" else 1)
+            except Exception as exc:  # noqa: BLE001 - the mirror never decides a run's outcome
+                log.warning("run %s: W&B mirror: %s", plan.key, exc)
         log.info("run %s %s  top1=%s  (%.1fs)  %s", plan.key, record.status, record.top1, record.seconds, run_dir)
         log.removeHandler(handler)
         handler.close()
+    if stop is not None:
+        raise stop
     return record
+
+
+# A disk that is full, over quota or read-only fails every run after this one too.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+class RunNotRecorded(OSError):
+    """A run whose run dir cannot be written (full or read-only disk): it did not start."""
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform`` elsewhere): numerics can differ by CPU."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _last_epoch(record: RunRecord, rows: list[dict]) -> None:
