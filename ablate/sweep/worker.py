@@ -89,7 +89,9 @@ def claim(study, storage):
     from optuna.trial import TrialState
 
     study_id = storage.get_study_id_from_name(study.study_name)
-    for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    # Read through the study (not the raw storage): on an RDB storage Optuna wraps it in a cache
+    # that must have seen a trial before the trial can take parameters.
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
         try:
             if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
