@@ -141,6 +141,16 @@ def test_optimisers_other_than_the_shipped_ones_are_allowed(home):
     assert plan.optim["_target_"] == "torch.optim.RMSprop"
 
 
+def test_a_plan_built_without_prepare_still_instantiates_only_optimisers(home):
+    """The training path checks the target too: a RunPlan edited or built by hand cannot reach
+    Hydra's instantiate with another callable."""
+    from ablate.train.run import _optimizer_factory
+
+    with pytest.raises(ConfigError, match="is not an optimiser"):
+        _optimizer_factory({"_target_": "builtins.eval", "_partial_": True})
+    assert callable(_optimizer_factory({"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}))
+
+
 # --- names that would write outside the output dir ----------------------------------------
 @pytest.mark.parametrize("name", ["../../evil", "a/b", "a\\\\b", "..", "''"])
 def test_sweep_names_stay_inside_the_output_dir(home, tmp_path, capsys, name):

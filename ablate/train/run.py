@@ -294,6 +294,9 @@ def _optimizer_factory(optim: dict) -> Callable:
     """``optim`` group -> ``make_optimizer(params)`` via Hydra's instantiate (third-party object)."""
     from hydra.utils import instantiate
 
+    from ablate.train.checks import check_optim
+
+    check_optim(optim)  # a RunPlan built without prepare() still names only a torch optimiser
     return instantiate(optim)
 
 
