@@ -8,6 +8,7 @@ milliseconds with one line naming it, never after a download-sized read or a gen
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,28 @@ def dataset_fingerprint(name: str, *, root: str | Path | None, seed: int = 0, **
     fingerprint = DATASETS.get(name).fingerprint
     if fingerprint is None:
         return None
-    return fingerprint(**{**dataset_options(name), **checked})
+    options = {**dataset_options(name), **checked}
+    if _MEMO is None:
+        return fingerprint(**options)
+    key = (name, repr(sorted(options.items(), key=lambda kv: kv[0])))
+    if key not in _MEMO:
+        _MEMO[key] = fingerprint(**options)
+    return _MEMO[key]
+
+
+_MEMO: Optional[dict] = None
+
+
+@contextmanager
+def fingerprints_memoised():
+    """Within the block, each dataset is fingerprinted once: planning a sweep prepares every run,
+    and a large image folder's fingerprint stats every file (seconds on ImageNet)."""
+    global _MEMO
+    outer, _MEMO = _MEMO, ({} if _MEMO is None else _MEMO)
+    try:
+        yield
+    finally:
+        _MEMO = outer
 
 
 def check_loader(name: str, loader: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:

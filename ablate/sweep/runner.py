@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ablate.config import compose
+from ablate.data import fingerprints_memoised
 from ablate.errors import ConfigError
 from ablate.track.manifest import SweepManifest
 from ablate.sweep.spec import SweepSpec
@@ -31,14 +32,15 @@ class PlannedRun:
 def plan_sweep(spec: SweepSpec, extra: list[str] | tuple = (), seeds_by_cell: Optional[dict] = None) -> list[PlannedRun]:
     """Compose and validate every run; duplicates (same run key) are planned once."""
     runs, seen = [], set()
-    for overrides in spec.expand(extra, seeds_by_cell):
-        try:
-            plan = prepare(compose(overrides))
-        except ConfigError as exc:
-            raise ConfigError(f"sweep {spec.name!r}, run [{' '.join(overrides)}]: {exc}") from None
-        if plan.key not in seen:
-            seen.add(plan.key)
-            runs.append(PlannedRun(overrides, plan))
+    with fingerprints_memoised():  # one stat pass over a dataset's files per sweep, not per run
+        for overrides in spec.expand(extra, seeds_by_cell):
+            try:
+                plan = prepare(compose(overrides))
+            except ConfigError as exc:
+                raise ConfigError(f"sweep {spec.name!r}, run [{' '.join(overrides)}]: {exc}") from None
+            if plan.key not in seen:
+                seen.add(plan.key)
+                runs.append(PlannedRun(overrides, plan))
     return runs
 
 

@@ -118,3 +118,23 @@ def test_the_default_data_dir_and_a_plain_cache_dir_still_work(home, tmp_path):
     np.savez(cache / "alignment" / "0123.npz", x=np.zeros(1))  # the generated data's own cache layout
     _plan(f"data.root={cache}")
     _plan("data=position", f"data.root={tmp_path / 'not_yet'}")
+
+
+def test_planning_a_sweep_fingerprints_each_dataset_once(home, tmp_path, image_folder, monkeypatch):
+    """Every planned run needs the fingerprint, but a big folder is stat-ed once per sweep."""
+    from ablate.data import imagefolder
+    from ablate.sweep.runner import plan_sweep
+    from ablate.sweep.spec import SweepSpec
+
+    root = _folder(image_folder, tmp_path / "three", 3)
+    calls = []
+    real = imagefolder.tree_lines
+    monkeypatch.setattr(imagefolder, "tree_lines", lambda *a, **k: calls.append(a) or real(*a, **k))
+    spec = SweepSpec(name="fp", grid={"attention": ["none", "ca"]}, seeds=[0, 1, 2],
+                     overrides=[*TINY, "data=imagefolder", f"data.root={root}"])
+    runs = plan_sweep(spec)
+    assert len(runs) == 6 and len({r.plan.config["data"][FINGERPRINT_KEY] for r in runs}) == 1
+    per_pass = len(calls)
+    assert 0 < per_pass <= 2  # train and val folders, once for the whole sweep
+    plan_sweep(spec)  # a new plan looks again: data may have changed in between
+    assert len(calls) == 2 * per_pass
