@@ -2,7 +2,10 @@
 
 Whole files are written to a temporary sibling, fsynced and moved into place with
 ``os.replace`` (atomic on POSIX), so a reader sees the old file or the new one, never half.
-Append-only logs (``metrics.jsonl``) are flushed and fsynced line by line.
+Append-only logs (``metrics.jsonl``) are flushed and fsynced line by line. A file written this
+way gets the permissions ``open()`` gives a new file, ``0666 & ~umask`` (``tempfile.mkstemp``
+alone would leave every table, result and checkpoint ``0600``, unreadable to a group that shares
+them); the umask is how a user asks for private files (``umask 077``).
 
 A file damaged anyway (a disk that filled up mid-write on another tool's watch, a hand edit) is
 never the reason a command fails without saying which file: ``read_json`` raises
@@ -15,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +43,43 @@ def set_aside(path: str | Path) -> Path:
     return dest
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the kernel shows it (Linux
+    ``/proc/self/status``); elsewhere set and restored at once, under a lock."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The permission bits ``open()`` gives a new file: ``0666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def mkstemp_beside(path: str | Path) -> tuple[int, str]:
+    """``tempfile.mkstemp`` next to ``path`` (same file system, so ``os.replace`` is atomic), with
+    the mode ``open()`` gives a new file instead of mkstemp's private 0600. A file replaced this
+    way takes that mode too (one written 0600 by an older ablate becomes readable again)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, new_file_mode())
+    except OSError:  # a file system without POSIX modes (FAT, some network mounts): nothing to set
+        pass
+    return fd, tmp
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w", fsync: bool = True) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it over ``path``.
 
@@ -47,7 +88,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w"
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = mkstemp_beside(path)
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)

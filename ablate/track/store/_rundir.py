@@ -11,12 +11,11 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-from ablate.io import DamagedFile, append_jsonl, atomic_write, read_json, read_jsonl, set_aside, torch_save
+from ablate.io import DamagedFile, append_jsonl, atomic_write, mkstemp_beside, read_json, read_jsonl, set_aside, torch_save
 from ablate.track.lock import RunLock
 from ablate.track.record import RunRecord
 from ablate.track.store._base import STORES, ResultsStore, matches
@@ -151,7 +150,7 @@ class RunDirStore(ResultsStore):
         if old is not None and old == json.loads(json.dumps(record, default=str)):
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{RESULT}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = mkstemp_beside(path)  # the mode open() would give, not 0600
         try:
             with os.fdopen(fd, "w") as fh:  # the new record first, fsynced ...
                 json.dump(record, fh, indent=2, sort_keys=True, default=str)
