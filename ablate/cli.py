@@ -55,9 +55,21 @@ def _hydra_main(argv: list[str]) -> int:
             raise SystemExit(2) from None
         return rec.get("top1")
 
-    sys.argv = ["ablate train", *argv]
+    sys.argv = ["ablate train", *multirun_group(argv)]
     task()
     return 0
+
+
+def multirun_group(argv: list[str]) -> list[str]:
+    """``ablate train -m ...``: one W&B group for the invocation's runs (``tracking.group=
+    train-m-<time>``), unless the overrides name a group or a sweep (the group then)."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return list(argv)
+    if any(a.lstrip("+~").startswith(("tracking.group=", "sweep=")) for a in argv):
+        return list(argv)
+    from datetime import datetime
+
+    return [*argv, f"++tracking.group=train-m-{datetime.now().strftime('%Y%m%d-%H%M%S')}"]
 
 
 def sweep_main(argv: list[str]) -> int:

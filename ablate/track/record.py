@@ -63,6 +63,7 @@ class RunRecord(Mapping):
     threads: Optional[int] = None                    # ... torch CPU threads while training, ...
     cpu: Optional[str] = None                        # ... and CPU model
     wandb_dir: Optional[str] = None
+    wandb_id: Optional[str] = None                   # the W&B run id (run key, or <key>-<attempt>)
     extra: dict = field(default_factory=dict)        # keys written by another version
 
     # --- JSON ---------------------------------------------------------------------------

@@ -202,9 +202,11 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         loader = {"augment": True, **plan.loader_kwargs, "seed": plan.seed, "mean": bundle.mean, "std": bundle.std}
         train_loader = make_loader(bundle.train, shuffle=True, **loader)
         val_loader = make_loader(bundle.val, shuffle=False, **{**loader, "augment": False, "drop_last": False})
-        mirror = WandbMirror(plan.tracking, run_dir=run_dir, name=plan.key, group=plan.sweep,
-                             config=plan.config, tags=plan.tags)
-        record.wandb_dir = mirror.run_path
+        start_epoch, history = _resume_point(files, plan.trainer)
+        mirror = WandbMirror(plan.tracking, run_dir=run_dir, run_key=plan.key, group=plan.sweep,
+                             config=plan.config, tags=plan.tags, start_epoch=start_epoch, history=history,
+                             replaced=_replaced_dirs(plan))
+        record.update(wandb_dir=mirror.run_path, wandb_id=mirror.id)
 
         def epoch_end(epoch: int, row: dict) -> None:
             mirror.log(row, step=epoch)
@@ -249,7 +251,7 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         if mirror is not None:
             try:
                 mirror.summary({k: record.get(k) for k in ("status", *METRICS)})
-                mirror.finish(exit_code=0 if record.status == "completed" else 1)
+                mirror.finish(record.status)
             except Exception as exc:  # noqa: BLE001 - the mirror never decides a run's outcome
                 log.warning("run %s: W&B mirror: %s", plan.key, exc)
         log.info("run %s %s  top1=%s  (%.1fs)  %s", plan.key, record.status, record.top1, record.seconds, run_dir)
@@ -281,6 +283,29 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _replaced_dirs(plan: RunPlan) -> list[Path]:
+    """The run key's earlier run dirs that ``force=true`` set aside (their W&B ids are taken)."""
+    from ablate.track.store._rundir import REPLACED
+
+    return sorted((plan.run_dir.parent / REPLACED).glob(f"{plan.key}-*"))
+
+
+def _resume_point(files: RunFiles, trainer: TrainerConfig) -> tuple[int, list]:
+    """``(first epoch fit will train, rows of the epochs before it)``: what ``fit`` resumes from,
+    read before it starts (the W&B mirror opens its run for that epoch). The checkpoint is
+    memory-mapped: only its epoch and history are read. One ``fit`` cannot load (damaged) it sets
+    aside and starts over: epoch 0 here too."""
+    if not trainer.checkpoint or not files.checkpoint.exists():
+        return 0, []
+    import torch
+
+    try:
+        state = torch.load(files.checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["epoch"]) + 1, [dict(r) for r in state["history"]]
+    except Exception:  # noqa: BLE001 - whatever fit's load refuses, it starts over from epoch 0
+        return 0, []
 
 
 def _last_epoch(record: RunRecord, rows: list[dict]) -> None:

@@ -12,8 +12,10 @@ top5, params, madds, latency_ms; per-epoch rows are the history):
   blocks of chunks with a crc32/length/type header); each record is a
   ``wandb_internal_pb2.Record`` protobuf, decoded with the classes wandb ships.
 
-Several W&B runs with one run key (a run retried) keep the newest as the record and the rest
-as ``attempts``. ``put``/``append_metrics`` raise: this store is an import, not a target.
+Offline, a W&B run resumed by a relaunch is several ``offline-run-*`` dirs with one W&B id; they
+are read as one run, in start order (history joined, the last summary wins), as ``wandb sync``
+uploads them. Several W&B runs with one run key (``force=true``: ids ``<key>``, ``<key>-1``, ...)
+keep the newest as the record and the rest as ``attempts``. ``put``/``append_metrics`` raise: this store is an import, not a target.
 """
 from __future__ import annotations
 
@@ -90,18 +92,19 @@ def _item_value(item) -> Any:
 
 
 def parse_offline_run(path: str | Path) -> dict:
-    """``{"name", "group", "id", "config", "summary", "history", "exit_code"}`` of one ``.wandb`` file."""
+    """``{"name", "group", "id", "config", "summary", "history", "exit_code", "start_time"}`` of one ``.wandb`` file."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     run: dict[str, Any] = {"name": None, "group": None, "id": None, "config": {}, "summary": {}, "history": [],
-                           "exit_code": None}
+                           "exit_code": None, "start_time": None}
     for raw in read_wandb_log(path):
         rec = pb.Record()
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
-            run.update(name=r.display_name or r.run_id, group=r.run_group or None, id=r.run_id)
+            run.update(name=r.display_name or r.run_id, group=r.run_group or None, id=r.run_id,
+                       start_time=r.start_time.ToJsonString() if r.HasField("start_time") else None)
             _nest(r.config.update, run["config"])
         elif kind == "config":
             _nest(rec.config.update, run["config"])
@@ -117,13 +120,40 @@ def parse_offline_run(path: str | Path) -> dict:
     return run
 
 
+def merge_segments(runs) -> list[dict]:
+    """Parsed ``.wandb`` files -> one run per W&B id: the dirs of a resumed run joined in start
+    order (history rows by step, a later row of a step replacing an earlier one; config and
+    summary updated in order; the last exit code). Each run's ``start_time`` is its first."""
+    by_id: dict[str, list[dict]] = {}
+    for run in runs:
+        by_id.setdefault(run["id"] or f"?{len(by_id)}", []).append(run)
+    out = []
+    for parts in by_id.values():
+        parts.sort(key=lambda r: r["start_time"] or "")
+        merged = copy.deepcopy(parts[0])
+        steps = {}
+        for part in parts:
+            for row in part["history"]:
+                steps[row.get("_step", len(steps))] = row
+            if part is not parts[0]:
+                merged["config"].update(part["config"])
+                merged["summary"].update(part["summary"])
+                merged.update(name=part["name"] or merged["name"], group=part["group"] or merged["group"],
+                              exit_code=part["exit_code"])
+        merged["history"] = [steps[k] for k in sorted(steps)]
+        merged["segments"] = len(parts)
+        out.append(merged)
+    return out
+
+
 def to_record(name: Optional[str], group: Optional[str], config: Mapping, summary: Mapping,
               state: Optional[str]) -> dict:
     """An ablate run record from a W&B run's name, group, config and summary."""
     from ablate.track.runkey import run_key
 
     config = {k: v for k, v in dict(config).items() if not str(k).startswith("_")}
-    key = name if name and RUN_KEY.match(name) else run_key(config)
+    logged_key = config.pop("run_key", None)  # the mirror adds it; the run's own config lacks it
+    key = name if name and RUN_KEY.match(name) else (logged_key or run_key(config))
     rec = {"run_key": key, "sweep": group or config.get("sweep"), "seed": config.get("seed"), "config": config,
            "source": "wandb"}
     rec.update({k: summary[k] for k in SUMMARY_KEYS if k in summary})
@@ -155,11 +185,11 @@ class WandbStore(ResultsStore):
             return self._records
         found: list[tuple[Any, dict, Any]] = []  # (order, record, history source)
         if self.offline:
-            for path in sorted(Path(self.source).rglob("run-*.wandb")):
-                run = parse_offline_run(path)
+            for run in merge_segments(parse_offline_run(p) for p in Path(self.source).rglob("run-*.wandb")):
                 state = "finished" if run["exit_code"] == 0 else ("failed" if run["exit_code"] else "running")
                 rec = to_record(run["name"], run["group"], run["config"], run["summary"], state)
-                found.append((path.parent.name, rec, run["history"]))
+                rec["wandb_id"] = run["id"]
+                found.append((run["start_time"] or "", rec, run["history"]))
         else:
             if self._api is None:
                 import wandb
@@ -168,6 +198,7 @@ class WandbStore(ResultsStore):
             for run in self._api.runs(self.source):
                 summary = dict(getattr(run.summary, "_json_dict", None) or run.summary)
                 rec = to_record(run.name, run.group, run.config, summary, run.state)
+                rec["wandb_id"] = getattr(run, "id", None)
                 found.append((getattr(run, "created_at", "") or "", rec, run))
         records: dict[str, dict] = {}
         for _, rec, hist in sorted(found, key=lambda t: str(t[0])):  # oldest first: the newest wins
