@@ -8,6 +8,7 @@ table. Below this layer, ``sweep`` and ``report`` never import each other.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -131,12 +132,52 @@ def show_table(spec_name: str, overrides: list[str] | tuple = (), *, formats: Op
 
     spec = load_table_spec(spec_name)
     paths = project_paths(list(overrides))
-    records, expected, _ = table_records(spec, wandb_source(wandb), paths)
-    table = build_table(spec, records, expected, sequential=sequential_state(paths, spec.sweep))
+    records, expected, store = table_records(spec, wandb_source(wandb), paths)
+    planned = _grid_sweep_file(spec.sweep)
+    if not records:  # nothing to tabulate: say so in one line, write no empty table
+        print(f"ablate: {_no_runs_yet(spec, planned, expected, store)}", file=sys.stderr)
+        return 1
+    # Without a manifest (the sweep was not launched from here), the sweep file says which seeds
+    # each cell should have: a cell lacking some counts them as missing.
+    seeds = planned.seeds if planned is not None and expected is None else None
+    table = build_table(spec, records, expected, sequential=sequential_state(paths, spec.sweep), seeds=seeds)
     print_table(table)
     for path in write_table(table, out or paths.tables_dir, formats):
         print(f"wrote {path}")
     return 0
+
+
+def _grid_sweep_file(name: Optional[str]):
+    """The grid sweep file a table is built from (``sweeps/<name>.yaml``), or None: no sweep, a
+    study, or a sweep run elsewhere without a file here."""
+    from ablate.errors import ConfigError
+    from ablate.sweep import load_sweep
+
+    if not name:
+        return None
+    try:
+        spec = load_sweep(name)
+    except ConfigError:
+        return None
+    return spec if spec.kind == "grid" else None
+
+
+def _no_runs_yet(spec, planned, expected: Optional[list], store) -> str:
+    """The line ``ablate table`` says when no run of the table has a record yet."""
+    from ablate.track.store import RunDirStore
+
+    where = f"in {store.root}" if isinstance(store, RunDirStore) else f"in {getattr(store, 'source', type(store).__name__)}"
+    if spec.sweep is None:
+        return f"table {spec.name!r}: no run matches it {where} yet"
+    if expected is not None:
+        plan = f"its manifest lists {len(expected)} run{'s' if len(expected) != 1 else ''}"
+    elif planned is not None:
+        cells, seeds = len(planned.cells()), len(planned.seeds)
+        plan = f"sweeps/{planned.name}.yaml plans {cells * seeds}: {cells} setting{'s' if cells != 1 else ''} x {seeds} seed{'s' if seeds != 1 else ''}"
+    else:
+        plan = "no manifest or sweep file here says how many it has"
+    return (f"table {spec.name!r}: no run of sweep {spec.sweep!r} {where} yet ({plan}); "
+            f"run `ablate sweep {spec.sweep}` (`ablate status {spec.sweep}` shows its progress)")
 
 
 def list_tables() -> int:

@@ -75,11 +75,13 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
              + ", ".join(f"{c} {html.escape(str(s))}" for s, c in sorted(statuses.items()))
              + (f", {planned - len(records)} missing" if planned > len(records) else "")
              + f". Source: {html.escape(_describe(st))}. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>"]
+    built = []  # the tables, for the provenance section (the runs behind each cell)
     for spec in specs or [None]:
         recs, exp = (records, expected) if spec is None else sweep_records(st, sweep, manifest, spec.where)
         if spec is not None:
             table = build_table(spec, recs, exp, sequential=manifest.sequential if manifest is not None else None)
             write_table(table, out_dir / "tables", formats=TABLE_FORMATS.names())
+            built.append(table)
             where = f"analysis/{spec.name}.yaml" if (Path(analysis_dir()) / f"{spec.name}.yaml").is_file() else f"{spec.name}.yaml"
             parts += [f"<h2>Table {html.escape(spec.name)} ({html.escape(where)})</h2>", to_html(table)]
             recs = label_settings(recs, setting_labels(spec, recs))  # plots name settings like the table
@@ -88,7 +90,8 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
         for i, plot in enumerate((spec.plots if spec is not None else []) or DEFAULT_PLOTS):
             name = f"{spec.name if spec else sweep}-{i}-{plot.kind}"
             parts.append(_figure_html(name, plot, recs, st, out_dir / "plots", manifest))
-    page = html_page(f"ablate report: {sweep}", "\n".join(parts), REPORT_CSS)
+    parts.append(provenance_html(records, built))
+    page = html_page(f"ablate report: {sweep}", "\n".join(parts), REPORT_CSS + PROVENANCE_CSS)
     out = out_dir / "report.html"
     from ablate.io import atomic_write
 
@@ -114,3 +117,58 @@ def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsS
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return (f"<figure><img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
             f"<figcaption>{html.escape(plot.title or name)} (files: {png.name}, {pdf.name})</figcaption></figure>")
+
+
+# --- provenance: what every number was made with --------------------------------------------
+PROVENANCE = (("git_commit", "git commit"), ("torch", "torch"), ("device", "device"), ("threads", "threads"),
+              ("cpu", "CPU"), ("host", "host"))
+PROVENANCE_CSS = """
+table.provenance { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+table.provenance th, table.provenance td { padding: 0.2em 0.7em; text-align: left; vertical-align: top; border-bottom: 1px solid #ddd; }
+table.provenance code { font-size: 0.95em; }
+"""
+
+
+def provenance_html(records: list, tables: list) -> str:
+    """The report's provenance section: the commits, torch versions, devices, thread counts, CPUs
+    and hosts of the sweep's runs (with how many runs each), then, per table, the runs behind
+    each cell (seed, run key and commit of every completed run; the others with their status),
+    so any number on the page can be traced to its run dirs."""
+    recs = [r for r in records if r.get("status") is not None]
+    rows = []
+    for key, label in PROVENANCE:
+        counts = Counter("unknown" if r.get(key) is None else str(r.get(key)) for r in recs)
+        shown = "; ".join(f"<code>{html.escape(v)}</code> ({c} run{'s' if c != 1 else ''})" for v, c in counts.most_common())
+        rows.append(f"<tr><th>{label}</th><td>{shown or '–'}</td></tr>")
+    parts = ["<h2 id=\"provenance\">Provenance</h2>",
+             f"<p class=\"meta\">{len(recs)} runs with a record. A run's files are in its run dir, named by its run key; "
+             "a commit ending in +dirty had uncommitted changes.</p>",
+             "<table class=\"provenance\"><tbody>" + "".join(rows) + "</tbody></table>"]
+    by_key = {r.get("run_key"): r for r in recs}
+    for table in tables:
+        body = []
+        for _, v in table.values.iterrows():
+            cell = str(v["setting"]) + (f" / {v['column']}" if "column" in v and isinstance(v["column"], str) else "")
+            done = [k for k in str(v.get("run_keys") or "").split() if k]
+            runs = ", ".join(f"{_seed(by_key.get(k))}: <code>{html.escape(k)}</code>{_short_commit(by_key.get(k))}"
+                             for k in done)
+            other = ", ".join(f"<code>{html.escape(k)}</code> {html.escape(st)}" for k, _, st in
+                              (o.rpartition(":") for o in str(v.get("other_runs") or "").split()))
+            body.append(f"<tr><td>{html.escape(cell)}</td><td>{len(done)}</td><td>{runs or '–'}</td><td>{other or '–'}</td></tr>")
+        parts.append(f"<h3>Runs behind each cell of table {html.escape(table.spec.name)}</h3>"
+                     "<table class=\"provenance\"><thead><tr><th>cell</th><th>n</th><th>completed runs (seed: run key, commit)</th>"
+                     "<th>other runs</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
+    return "\n".join(parts)
+
+
+def _seed(rec: Any) -> str:
+    seed = None if rec is None else rec.get("seed")
+    return "seed ?" if seed is None else f"seed {seed}"
+
+
+def _short_commit(rec: Any) -> str:
+    commit = None if rec is None else rec.get("git_commit")
+    if not commit:
+        return ""
+    head, dirty = (commit[:-6], "+dirty") if commit.endswith("+dirty") else (commit, "")
+    return f" <code>{html.escape(head[:12] + dirty)}</code>"

@@ -80,6 +80,7 @@ class _Cell:
     mixed: list = field(default_factory=list)    # "numerics differ: threads 1, 2" (runs made differently)
     level: Optional[float] = None                # alpha its comparisons were tested at
     decision: Optional[str] = None               # sequential: effect / no effect / not shown / undecided
+    runs: list = field(default_factory=list)     # (seed, run key, status, git commit) of every run in the cell
 
     @property
     def name(self) -> str:
@@ -95,13 +96,15 @@ class _Cell:
 
 
 def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[list[dict]] = None,
-                sequential: Optional[dict] = None) -> Table:
+                sequential: Optional[dict] = None, seeds: Optional[Iterable[int]] = None) -> Table:
     """Aggregate ``records`` into the cells of ``spec``.
 
     ``expected`` lists the runs that should exist (a sweep manifest's ``runs``: run_key and
     config); records outside it are ignored and expected runs without a record are missing.
     ``sequential`` is the manifest's record of ``--until-decided`` (its design and each
     comparison's looks): each comparison is then tested at its look's nominal level.
+    ``seeds`` (the sweep file's, when there is no manifest) counts as missing each seed a cell
+    has no run for; without either, an empty cell counts one missing run.
     """
     records = list(records)
     if expected is not None:
@@ -120,7 +123,8 @@ def build_table(spec: TableSpec, records: Iterable[dict], expected: Optional[lis
             mask = frame.mask({**spec.where, **rwhere, **cwhere})
             name = rlabel if clabel is None else f"{rlabel} / {clabel}"
             check_one_setting(spec, name, frame, mask)
-            cells[(rlabel, clabel)] = _fill(spec, frame.df.loc[mask], rlabel, clabel, expected is not None)
+            cells[(rlabel, clabel)] = _fill(spec, frame.df.loc[mask], rlabel, clabel, expected is not None,
+                                            None if seeds is None else set(seeds))
     base = _baseline_label(spec, rows)
     design = Design(**sequential["design"]) if sequential else None
     tracks = (sequential or {}).get("tracks", {})
@@ -184,16 +188,21 @@ def _check_metrics(spec: TableSpec, frame: RunFrame) -> None:
             raise ConfigError(f"table {spec.name!r}: unknown metric key {m.key!r}; allowed: {', '.join(known)}")
 
 
-def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], has_manifest: bool) -> _Cell:
+def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], has_manifest: bool,
+          seeds_wanted: Optional[set] = None) -> _Cell:
     status = sub["status"] if "status" in sub.columns else pd.Series(["unknown"] * len(sub), dtype=object)
     status = status.fillna("unknown")
     counts = Counter(s for s in status if s not in ("completed", MISSING_STATUS))
     missing = int((status == MISSING_STATUS).sum())
-    if not has_manifest and len(sub) == 0:
+    if not has_manifest and seeds_wanted:  # the sweep file's seeds this cell has no run of
+        have = set(pd.to_numeric(sub["seed"], errors="coerce").dropna().astype(int)) if "seed" in sub.columns else set()
+        missing = len(seeds_wanted - have)
+    elif not has_manifest and len(sub) == 0:
         missing = 1  # a cell with no run at all is a hole even without a manifest
     done = sub[status == "completed"]
     cell = _Cell(row, column, counts, missing, len(done))
     cell.mixed = _mixed_numerics(done)
+    cell.runs = _cell_runs(sub, status)
     # Seeds pair runs across rows (paired tests); a record without one pairs with nothing.
     seeds = done["seed"].fillna(-1) if "seed" in done.columns else pd.Series(-1, index=done.index)
     for m in spec.metrics:
@@ -204,6 +213,17 @@ def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], h
         cell.data[m.id] = (xs, [int(s) for s in seeds[ok]])
         cell.summary[m.id] = summarize(xs, m.threshold, m.range)
     return cell
+
+
+def _cell_runs(sub: pd.DataFrame, status: pd.Series) -> list[tuple]:
+    """(seed, run key, status, git commit) of each run in a cell, in seed order: what its numbers
+    are made of (the CSV's ``run_keys``, ``git_commits`` and ``other_runs``; the report's provenance)."""
+    def col(name: str) -> list:
+        return [None if pd.isna(v) else v for v in sub[name]] if name in sub.columns else [None] * len(sub)
+
+    seeds = pd.to_numeric(pd.Series(col("seed"), dtype=object), errors="coerce")
+    rows = list(zip([None if np.isnan(x) else int(x) for x in seeds], col("run_key"), list(status), col("git_commit")))
+    return sorted(rows, key=lambda r: (r[0] is None, r[0] or 0, str(r[1])))
 
 
 def _mixed_numerics(done: pd.DataFrame) -> list[str]:
@@ -345,6 +365,10 @@ def _values_row(spec: TableSpec, cell: _Cell, best: set) -> dict:
             v[f"{m.id}_best"] = (cell.row, cell.column, m.id) in best
     if cell.decision is not None:
         v["decision"] = cell.decision
+    done = [r for r in cell.runs if r[2] == "completed"]  # what the cell's numbers average, by seed
+    v["run_keys"] = " ".join(str(r[1]) for r in done)
+    v["git_commits"] = " ".join(dict.fromkeys(str(r[3] or "unknown") for r in done))
+    v["other_runs"] = " ".join(f"{r[1]}:{r[2]}" for r in cell.runs if r[2] != "completed")
     return v
 
 
