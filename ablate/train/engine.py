@@ -21,8 +21,10 @@ import torch.nn.functional as F
 
 from ablate.errors import ConfigError
 from ablate.track.store import RunFiles
+from ablate.train.progress import StepBar, bar_console
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+BAR_METRICS_EVERY = 50  # steps between refreshes of the progress bar's running loss
 
 
 class Diverged(RuntimeError):
@@ -187,6 +189,7 @@ def fit(
     seed: int,
     on_epoch_end: Optional[Callable[[int, dict], None]] = None,
     log: Callable[[str], None] = print,
+    console: Any = "auto",
 ) -> FitResult:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from the run's checkpoint.
 
@@ -194,6 +197,10 @@ def fit(
     loop appends ``metrics.jsonl`` and writes ``checkpoint.pt`` through it. Raises ``Diverged``
     on a non-finite loss, ``Pruned`` when ``on_epoch_end`` says so and ``Preempted`` on
     SIGTERM/SIGUSR1; the last epoch's checkpoint is kept in every case.
+
+    Progress: one ``log`` line per epoch, always; ``console`` (a rich ``Console``; ``"auto"``:
+    stdout when it is a terminal, see ``ablate.train.progress``; None: no bar) also draws a bar
+    over the run's steps (it/s, ETA), fed step counts only: no tensor is read for it.
     """
     device = cfg.torch_device()
     # Late in a cosine schedule, gradients and momentum buffers decay into float denormals,
@@ -230,48 +237,55 @@ def fit(
     step_model = torch.compile(model, dynamic=False) if cfg.compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     use_amp = cfg.amp and device.type == "cuda"
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        train_loader.set_epoch(epoch)
-        model.train()
-        loss_sum, seen = 0.0, 0
-        for step, (x, y) in enumerate(train_loader):
-            if stop_requested():
-                raise Preempted(f"stop requested at epoch {epoch} step {step}")
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = criterion(step_model(x), y)
-            if not torch.isfinite(loss):
-                raise Diverged(f"loss is {loss.item()} at epoch {epoch} step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * y.numel()
-            seen += y.numel()
-        val = evaluate(step_model, val_loader, device, use_amp, cfg.channels_last)
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / max(seen, 1),
-            "val_top1": val["top1"],
-            "val_top5": val["top5"],
-            "val_loss": val["loss"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(row)
-        if cfg.checkpoint:
-            files.save_checkpoint({
-                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "history": history,
-            })
-        files.append_metrics(row)
-        log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  val top1 {val['top1']:.2f}%  ({row['seconds']:.1f}s)")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
+    bar = StepBar(bar_console() if console == "auto" else console, total=total,
+                  done=start_epoch * steps_per_epoch, epochs=cfg.epochs, label=files.key)
+    with bar:
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            train_loader.set_epoch(epoch)
+            model.train()
+            loss_sum, seen = 0.0, 0
+            for step, (x, y) in enumerate(train_loader):
+                if stop_requested():
+                    raise Preempted(f"stop requested at epoch {epoch} step {step}")
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = criterion(step_model(x), y)
+                if not torch.isfinite(loss):
+                    raise Diverged(f"loss is {loss.item()} at epoch {epoch} step {step}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.item() * y.numel()
+                seen += y.numel()
+                bar.step()
+                if (step + 1) % BAR_METRICS_EVERY == 0:  # a host float the loop already has
+                    bar.show(loss=loss_sum / seen)
+            val = evaluate(step_model, val_loader, device, use_amp, cfg.channels_last)
+            row = {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(seen, 1),
+                "val_top1": val["top1"],
+                "val_top5": val["top5"],
+                "val_loss": val["loss"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(row)
+            if cfg.checkpoint:
+                files.save_checkpoint({
+                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "history": history,
+                })
+            files.append_metrics(row)
+            log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  val top1 {val['top1']:.2f}%  ({row['seconds']:.1f}s)")
+            bar.show(epoch=min(epoch + 1, cfg.epochs - 1), loss=row["train_loss"], top1=val["top1"])
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
     last = history[-1]
     return FitResult(last["val_top1"], last["val_top5"], last["val_loss"], len(history), history, resumed_from)
