@@ -11,11 +11,17 @@ Accepted forms::
     sqlite:///abs/path/study.db
     postgresql://user:pass@host:5432/db   (postgresql+psycopg2://, +psycopg:// too)
     mysql://user:pass@host:3306/db        (mysql+pymysql:// etc.)
+
+Optuna's own tools take the same storage in their own forms (``optuna_cli_command``): the
+``optuna`` CLI reads a journal file as ``--storage PATH --storage-class JournalFileBackend`` (its
+``--storage`` is a DB URL or a file path, not ``journal://``) and an RDB by its URL;
+``optuna-dashboard PATH`` opens a journal file.
 """
 from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -92,3 +98,13 @@ def open_storage(url: str, create: bool = True):
     except Exception as exc:  # noqa: BLE001 - driver missing, auth, refused: all one-line errors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"cannot open storage {redact(url)!r}: {type(exc).__name__}: {first}") from None
+
+
+def optuna_cli_command(study_name: str, url: str) -> str:
+    """The ``optuna trials`` command that reads this study (a resolved URL; the password of an
+    RDB URL stays out: ``***``, to be filled in)."""
+    if url.startswith("journal://"):
+        storage = f"--storage {shlex.quote(url[len('journal://'):])} --storage-class JournalFileBackend"
+    else:
+        storage = f"--storage {shlex.quote(redact(url))}"
+    return f"optuna trials --study-name {shlex.quote(study_name)} {storage}"

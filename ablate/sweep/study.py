@@ -24,7 +24,7 @@ from typing import Optional
 
 from ablate.errors import ConfigError
 from ablate.track.manifest import SweepManifest
-from ablate.sweep.storage import open_storage, redact, resolve_storage_url
+from ablate.sweep.storage import open_storage, optuna_cli_command, redact, resolve_storage_url
 from ablate.sweep.study_spec import StudySpec
 from ablate.sweep.worker import SLOT, SUPERSEDED, StudyJob, make_pruner, make_sampler
 
@@ -74,6 +74,12 @@ def create_study(job: StudyJob):
                          f"{[d.name.lower() for d in study.directions]}; the sweep asks {spec.directions}")
     for key, value in (("sweep", spec.name), ("objectives", spec.objectives), ("n_trials", spec.n_trials)):
         study.set_user_attr(key, value)
+    if study.metric_names != list(spec.objectives):  # the dashboard's and plots' axis names, not "Objective 0"
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(spec.objectives))
     return study, storage
 
 
@@ -149,7 +155,8 @@ def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[in
     if dry_run:
         lines = [f"study {spec.resolved_study_name}: {spec.n_trials} trials, {n_workers} workers ({launcher.name}), "
                  f"sampler {spec.resolved_sampler}, pruner {spec.pruner}, storage {redact(job.storage)}",
-                 *(f"  {p.key}: {p.type} {list(p.choices) if p.choices else (p.low, p.high)}" for p in spec.params)]
+                 *(f"  {p.key}: {p.type} {list(p.choices) if p.choices else (p.low, p.high)}" for p in spec.params),
+                 f"  optuna CLI: {optuna_cli_command(spec.resolved_study_name, job.storage)}"]
         print("\n".join(lines))
         return lines
     launcher.check()
@@ -167,7 +174,8 @@ def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[in
         launcher.work_study(job, n_workers)
     else:
         log.info("study %s already holds %d trials; no worker to start", study.study_name, spec.n_trials)
-    lines = describe(study, spec.objectives, spec.n_trials)
+    lines = [*describe(study, spec.objectives, spec.n_trials),
+             f"  optuna CLI: {optuna_cli_command(study.study_name, job.storage)}"]
     print("\n".join(lines))
     return lines
 

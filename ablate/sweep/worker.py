@@ -176,6 +176,7 @@ def run_trial(study, trial, job: StudyJob) -> Optional[dict]:
         study.tell(trial, state=TrialState.FAIL)
         return None
     trial.set_user_attr("run_key", plan.key)
+    trial.set_user_attr("run_dir", str(plan.run_dir))   # result.json, metrics.jsonl, checkpoint, W&B run
     metric = EPOCH_METRIC.get(spec.objectives[0])
     prune = spec.pruner != "none" and metric is not None
 
