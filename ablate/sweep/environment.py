@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 
+from ablate.train.progress import ENV as PROGRESS_ENV
+
 __all__ = ["capture_env", "setup_worker"]
 
 
@@ -19,6 +21,9 @@ def setup_worker(env: dict[str, str], level: int = logging.INFO) -> None:
     so progress lines reach the worker's output."""
     for k, v in env.items():
         os.environ.setdefault(k, v)
+    # Workers share the driver's terminal: N live bars would tear each other up. They log plain
+    # per-epoch lines; the driver prints [k/N] with the ETA (ABLATE_PROGRESS=bar overrides).
+    os.environ.setdefault(PROGRESS_ENV, "plain")
     logging.basicConfig(level=level, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
 
 

@@ -16,6 +16,7 @@ from typing import Optional
 
 from ablate.errors import ConfigError
 from ablate.io import read_json
+from ablate.sweep.progress import eta_text, finished_since, trial_durations
 from ablate.sweep.storage import redact
 
 STATES = ("completed", "running", "queued", "failed", "diverged", "pruned", "preempted", "missing")
@@ -76,13 +77,36 @@ def _grid_status(manifest, store, sweep_dir: Path) -> dict:
     recorded = read_json(sweep_dir / "slurm_jobs.json").get("jobs", []) if jobs else []
     job_of = {k: jobs.get(str(j["job_id"])) for j in recorded for k in j.get("run_keys", [])}
     counts: Counter = Counter()
+    since = _launched_at(sweep_dir)
+    durations = []
     for entry in manifest.runs:
         state = _run_state(store, entry["run_key"])
         if state is None:  # no record, no lock: is SLURM still holding or starting it?
             state = {"PENDING": "queued", "RUNNING": "running"}.get(job_of.get(entry["run_key"]), "missing")
         counts[state] += 1
-    return {"sweep": manifest.sweep, "kind": "grid", "total": len(manifest.runs), "counts": dict(counts),
-            "lines": []}
+        if state in FINAL:
+            rec = store.get(entry["run_key"])
+            if rec is not None and rec.seconds is not None and finished_since(rec.finished_at, since):
+                durations.append(rec.seconds)
+    status = {"sweep": manifest.sweep, "kind": "grid", "total": len(manifest.runs), "counts": dict(counts),
+              "lines": []}
+    return _with_eta(status, durations)
+
+
+def _launched_at(sweep_dir: Path) -> Optional[float]:
+    """When the sweep was last launched: its manifest is written as a launch (or round) starts."""
+    try:
+        return (sweep_dir / "manifest.json").stat().st_mtime
+    except OSError:
+        return None
+
+
+def _with_eta(status: dict, durations: list[float]) -> dict:
+    """Add ``eta`` (text, as the launchers print it): the mean duration of the runs finished
+    since the last launch, times those not final, over the runs running now (at least one)."""
+    remaining = status["total"] - done(status)
+    status["eta"] = eta_text(durations, remaining, max(1, status["counts"].get("running", 0)))
+    return status
 
 
 def _study_status(manifest, store, storage: Optional[str], sweep_dir: Path) -> dict:
@@ -104,6 +128,7 @@ def _study_status(manifest, store, storage: Optional[str], sweep_dir: Path) -> d
                           "allowed: the storage it was launched with (--storage URL)") from None
     trials = study.get_trials(deepcopy=False)
     counts: Counter = Counter()
+    finished = []
     for t in counted(trials):
         state = t.state.name
         if state == "WAITING":
@@ -112,10 +137,13 @@ def _study_status(manifest, store, storage: Optional[str], sweep_dir: Path) -> d
             counts["running"] += 1
         elif state == "COMPLETE":
             counts["completed"] += 1
+            finished.append(t)
         elif state == "PRUNED":
             counts["pruned"] += 1
+            finished.append(t)
         else:
             counts[t.user_attrs.get("status") if t.user_attrs.get("status") in ("diverged", "failed") else "failed"] += 1
+            finished.append(t)
     counts["preempted"] += sum(1 for t in trials if t.user_attrs.get(SUPERSEDED))
     missing = manifest.n_trials - len(counted(trials))
     if missing > 0:
@@ -124,8 +152,9 @@ def _study_status(manifest, store, storage: Optional[str], sweep_dir: Path) -> d
     jobs = Counter(slurm_states(sweep_dir).values())
     if jobs:  # worker array tasks still in SLURM's queue (PENDING = queued workers)
         lines.append("  SLURM workers: " + "  ".join(f"{s} {n}" for s, n in sorted(jobs.items())))
-    return {"sweep": manifest.sweep, "kind": "optuna", "total": manifest.n_trials, "counts": dict(counts),
-            "lines": lines}
+    status = {"sweep": manifest.sweep, "kind": "optuna", "total": manifest.n_trials, "counts": dict(counts),
+              "lines": lines}
+    return _with_eta(status, trial_durations(finished, _launched_at(sweep_dir)))
 
 
 def _password_from_sweep_file(manifest, sweep_dir: Path, redacted: str) -> str:
@@ -148,7 +177,9 @@ def format_status(status: dict) -> str:
     c = status["counts"]
     head = (f"sweep {status['sweep']} ({status['kind']}, {status['total']} "
             f"{'trials' if status['kind'] == 'optuna' else 'runs'}): ")
-    return head + "  ".join(f"{s} {c.get(s, 0)}" for s in STATES) + "".join("\n" + ln for ln in status["lines"])
+    eta = f"  [{done(status)}/{status['total']}] {status['eta']}" if status.get("eta") else ""
+    return (head + "  ".join(f"{s} {c.get(s, 0)}" for s in STATES) + eta
+            + "".join("\n" + ln for ln in status["lines"]))
 
 
 def done(status: dict) -> int:
@@ -165,14 +196,15 @@ def watch(name: str, overrides: list[str] | tuple = (), *, interval: float = 5.0
     status = sweep_status(name, overrides, storage)
     console = Console()
     columns = (TextColumn("[bold]{task.fields[sweep]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
+               TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
     polls = 0
     try:
         with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("sweep", total=status["total"], sweep=name, counts="")
+            task = progress.add_task("sweep", total=status["total"], sweep=name, counts="", eta="")
             while True:
                 counts = " ".join(f"{s}={status['counts'][s]}" for s in STATES if status["counts"].get(s))
-                progress.update(task, completed=done(status), total=status["total"], counts=counts)
+                progress.update(task, completed=done(status), total=status["total"], counts=counts,
+                                eta=status.get("eta", ""))
                 polls += 1
                 if done(status) >= status["total"] or (max_polls is not None and polls >= max_polls):
                     break

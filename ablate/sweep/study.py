@@ -14,10 +14,12 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -171,7 +173,7 @@ def tune(spec: StudySpec, extra: list[str] | tuple = (), *, workers: Optional[in
     from optuna.trial import TrialState
 
     if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        launcher.work_study(job, n_workers)
+        launcher.work_study(dataclasses.replace(job, parallel=n_workers, launched_at=time.time()), n_workers)
     else:
         log.info("study %s already holds %d trials; no worker to start", study.study_name, spec.n_trials)
     lines = [*describe(study, spec.objectives, spec.n_trials),

@@ -48,6 +48,8 @@ class StudyJob:
     epochs: int = 1                             # trainer.epochs (Hyperband's max resource)
     env: dict[str, str] = field(default_factory=dict)  # ABLATE_* variables to set in the worker
     worker: int = 0
+    parallel: int = 1                           # workers of this launch (for the ETA)
+    launched_at: Optional[float] = None         # Unix time of this launch: trials since count for the ETA
 
     def for_worker(self, index: int) -> "StudyJob":
         return dataclasses.replace(self, worker=index)
@@ -149,12 +151,32 @@ def work(job: StudyJob) -> list[dict]:
             break
         study.sampler = make_sampler(job.spec, trial_seed(job.spec, trial.number))
         rec = run_trial(study, trial, job)
+        log.info("%s", progress_line(storage, study, job, trial.number, rec))
         if rec is not None:
             records.append(rec)
             if rec["status"] == "preempted":
                 break
     log.info("worker %d: %d trials, study done or stopped", job.worker, len(records))
     return records
+
+
+def progress_line(storage, study, job: StudyJob, number: int, rec: Optional[dict]) -> str:
+    """``[k/N] trial T: run KEY STATUS  ETA 2m10s``: k trials of the study's N are finished; the
+    ETA from the trials this launch finished, ``job.parallel`` at a time."""
+    from optuna.trial import TrialState
+
+    from ablate.sweep.progress import eta_text, trial_durations
+
+    n = job.spec.n_trials
+    what = f"run {rec['run_key']} {rec['status']}" if rec is not None else "failed before training"
+    try:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        trials = [t for t in storage.get_all_trials(study_id, deepcopy=False) if not t.user_attrs.get(SUPERSEDED)]
+    except Exception:  # noqa: BLE001 - the storage is briefly down: the line, not the worker, loses
+        return f"[?/{n}] trial {number}: {what}"
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    return (f"[{len(finished)}/{n}] trial {number}: {what}  "
+            f"{eta_text(trial_durations(finished, job.launched_at), n - len(finished), job.parallel)}")
 
 
 def run_trial(study, trial, job: StudyJob) -> Optional[dict]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ablate.errors import ConfigError
 from ablate.sweep.launchers._base import LAUNCHERS, Launcher, LauncherConfig, run_one
+from ablate.sweep.progress import Tally
 from ablate.sweep.runner import PlannedRun
 
 if TYPE_CHECKING:
@@ -29,12 +30,14 @@ class LocalLauncher(Launcher):
         from ablate.train.engine import stop_requested
 
         records = []
+        tally = Tally(len(runs))
         for i, r in enumerate(runs, 1):
             if stop_requested():  # pre-empted: leave the remaining runs for the relaunch
                 log.warning("stop requested: %d runs left for the relaunch", len(runs) - i + 1)
                 break
-            log.info("[%d/%d] run %s: %s", i, len(runs), r.key, " ".join(r.overrides))
+            log.info("[%d/%d] run %s: %s  %s", i, len(runs), r.key, " ".join(r.overrides), tally.eta())
             rec = run_one(r.plan)
+            tally.finished(rec.get("seconds") if rec is not None else None)
             if rec is not None:
                 records.append(rec)
         return records

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ablate.sweep.launchers._base import LAUNCHERS, Launcher, PackingConfig, run_one
 from ablate.sweep.packing import run_pool
+from ablate.sweep.progress import Tally
 from ablate.sweep.runner import PlannedRun
 
 if TYPE_CHECKING:
@@ -30,8 +31,10 @@ class ParallelLauncher(Launcher):
     def launch(self, runs: list[PlannedRun]) -> list:
         records = []
         slots = self.cfg.slots(self.cfg.workers)
+        tally = Tally(len(runs), parallel=len(slots))
         for i, (plan, rec) in enumerate(run_pool(run_one, [r.plan for r in runs], slots), 1):
-            log.info("[%d/%d] run %s %s", i, len(runs), plan.key, rec["status"] if rec else "skipped")
+            tally.finished(rec.get("seconds") if rec else None)
+            log.info("[%d/%d] run %s %s  %s", i, len(runs), plan.key, rec["status"] if rec else "skipped", tally.eta())
             if rec:
                 records.append(rec)
         return records

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ablate.errors import ConfigError
 from ablate.sweep.launchers._base import LAUNCHERS, Launcher, LauncherConfig, capture_env, require, run_one, setup_worker
+from ablate.sweep.progress import Tally
 
 if TYPE_CHECKING:
     from ablate.sweep.runner import PlannedRun
@@ -61,7 +62,7 @@ class RayLauncher(Launcher):
     def check(self) -> None:
         require("ray", "ray", "pip install ray")
 
-    def _map(self, fn: Callable[[Any], Any], args: list, label: Callable[[Any, Any], str]) -> list:
+    def _map(self, fn: Callable[[Any], Any], args: list, label: Callable[[Any, Any], str], runs: bool = True) -> list:
         import ray
 
         c = self.cfg
@@ -77,13 +78,15 @@ class RayLauncher(Launcher):
             env = capture_env()
             remote = ray.remote(num_cpus=c.cpus_per_run, num_gpus=c.gpus_per_run, max_retries=0)(_task)
             refs = {remote.remote(fn, a, env, log.getEffectiveLevel()): a for a in args}
-            out, pending, n = [], list(refs), 0
+            out, pending = [], list(refs)
+            tally = Tally(len(args), parallel=c.workers)
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 for ref in done:
-                    n += 1
                     result = ray.get(ref)
-                    log.info("[%d/%d] %s", n, len(args), label(refs[ref], result))
+                    tally.finished(result.get("seconds") if isinstance(result, dict) else None)
+                    eta = f"  {tally.eta()}" if runs else ""  # a study worker's trials: in its own lines
+                    log.info("[%d/%d] %s%s", tally.done, len(args), label(refs[ref], result), eta)
                     out.append(result)
             return out
         finally:
@@ -103,5 +106,5 @@ class RayLauncher(Launcher):
 
         self.check()
         per_worker = self._map(work, [job.for_worker(i) for i in range(workers)],
-                               lambda j, recs: f"study worker {j.worker}: {len(recs)} trials")
+                               lambda j, recs: f"study worker {j.worker}: {len(recs)} trials", runs=False)
         return [r for recs in per_worker for r in recs]
