@@ -210,10 +210,37 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+USAGE = """usage: ablate {commands} ...
+       ablate --version
+
+Ablation studies of attention modules in CNNs.
+
+commands:
+  train     one run: ablate train [overrides]; -m runs a grid through Hydra's multirun
+  sweep     the runs of a sweep file that are not done yet, then its table
+  tune      an Optuna study declared in a sweep file (kind: optuna)
+  status    where a launched sweep or study stands; --watch refreshes it with an ETA
+  table     a paper-style table from finished runs
+  report    one HTML page with a sweep's tables and plots
+  profile   Params, MAdds and latency of models, no training
+
+'ablate COMMAND --help' describes a command. Bad input is one line 'ablate: error: ...' and
+exit status 2, before any run starts.
+
+environment:
+  ABLATE_HOME       where outputs/ and data/ go (default: the working directory)
+  ABLATE_PROGRESS   auto (a progress bar per run when stdout is a terminal), bar, or plain"""
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: ablate {" + ",".join(COMMANDS) + "} ...\n\n" + (__doc__ or "").strip())
+        print(USAGE.format(commands="{" + ",".join(COMMANDS) + "}"))
+        return 0
+    if argv[0] in ("-V", "--version"):  # pyproject.toml's version, from the installed metadata
+        from ablate import __version__
+
+        print(f"ablate {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
@@ -221,6 +248,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     _setup_logging()
     try:
+        from ablate.train.progress import progress_mode
+
+        progress_mode()  # a bad ABLATE_PROGRESS is one line now, not after a sweep is planned
         return COMMANDS[name](rest)
     except ConfigError as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
