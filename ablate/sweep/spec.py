@@ -38,11 +38,22 @@ class BaseSweepSpec:
 
 
 @dataclass
+class SharedCell:
+    """A claim that a cell of this sweep is a cell of another sweep: the same setting, so the same
+    runs (run keys) at the seeds both have. ``ablate.sweep.shares.check_shares`` verifies it."""
+
+    cell: dict[str, Any] = field(default_factory=dict)        # this sweep's grid axis -> value
+    sweep: str = MISSING                                      # the other sweep (its file name)
+    sweep_cell: dict[str, Any] = field(default_factory=dict)  # that sweep's grid axis -> value
+
+
+@dataclass
 class SweepSpec(BaseSweepSpec):
     """A grid: which runs, and which table they feed."""
 
     grid: dict[str, list[Any]] = field(default_factory=dict)  # override key -> values
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per seed per cell
+    shares: list[SharedCell] = field(default_factory=list)    # cells that are another sweep's cells
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +67,23 @@ class SweepSpec(BaseSweepSpec):
         for key, values in self.grid.items():
             if not values:
                 raise ConfigError(f"sweep {self.name!r}: grid axis {key!r} has no values")
+        self.shares = [_shared_cell(self.name, i, s) for i, s in enumerate(self.shares)]
+        for share in self.shares:
+            self.select(share.cell, f"shares[{self.shares.index(share)}].cell")
+
+    def select(self, cell: dict[str, Any], where: str = "cell") -> tuple[str, ...]:
+        """The overrides of the one grid cell ``cell`` (axis -> value, every axis named) names;
+        a one-line ``ConfigError`` naming the axes or values allowed otherwise."""
+        axes = list(self.grid)
+        unknown = [k for k in cell if k not in self.grid]
+        if unknown or sorted(cell) != sorted(axes):
+            bad = f"unknown axis {unknown[0]!r}" if unknown else f"axes {', '.join(sorted(cell)) or '(none)'}"
+            raise ConfigError(f"sweep {self.name!r}: {where}: {bad}; allowed: every grid axis once ({', '.join(axes)})")
+        for key, value in cell.items():
+            if _fmt(value) not in [_fmt(v) for v in self.grid[key]]:
+                raise ConfigError(f"sweep {self.name!r}: {where}: {key}={_fmt(value)} is not on the grid; "
+                                  f"allowed: {', '.join(_fmt(v) for v in self.grid[key])}")
+        return (*self.overrides, *(f"{k}={_fmt(cell[k])}" for k in axes))
 
     def cells(self, extra: list[str] | tuple = ()) -> list[tuple[str, ...]]:
         """Every grid cell's overrides: base, then extra (command line), then the axes; no seed."""
@@ -71,6 +99,15 @@ class SweepSpec(BaseSweepSpec):
         """Every run's override list: each cell x its seeds (``seeds_by_cell``, default the sweep's)."""
         return [self.run_overrides(cell, seed) for cell in self.cells(extra)
                 for seed in (seeds_by_cell or {}).get(cell, self.seeds)]
+
+
+def _shared_cell(sweep: str, i: int, data: Any) -> SharedCell:
+    share = data if isinstance(data, SharedCell) else SharedCell(**data)
+    if not isinstance(share.sweep, str) or share.sweep in ("", MISSING):
+        raise ConfigError(f"sweep {sweep!r}: shares[{i}]: sweep is missing; allowed: the name of another sweep file")
+    if share.sweep == sweep:
+        raise ConfigError(f"sweep {sweep!r}: shares[{i}]: sweep {share.sweep!r} is this sweep; allowed: another sweep")
+    return share
 
 
 def _fmt(value: Any) -> str:
