@@ -35,12 +35,12 @@ class Loader:
         return iter(self.batches)
 
 
-def train(tmp_path, name: str, **kwargs):
+def train(tmp_path, name: str, device: str = "cpu", **kwargs):
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     files = RunDirStore(tmp_path).files(name)
     files.create({"seed": 0})
-    cfg = TrainerConfig(epochs=EPOCHS, device="cpu", checkpoint=False, warmup_epochs=0.0)
+    cfg = TrainerConfig(epochs=EPOCHS, device=device, checkpoint=False, warmup_epochs=0.0)
     lines: list[str] = []
     kwargs.setdefault("log", lines.append)
     result = fit(model, Loader(STEPS), Loader(2, seed=1), lambda p: torch.optim.SGD(p, lr=0.1), cfg,
@@ -111,6 +111,30 @@ def test_the_bar_reads_no_tensor(tmp_path, monkeypatch):
     calls["n"] = 0
     train(tmp_path, "withbar", console=Console(file=io.StringIO(), force_terminal=True))
     assert calls["n"] == without > 0
+
+
+@pytest.mark.gpu
+def test_the_bar_adds_no_cuda_sync(tmp_path):
+    """CUDA's own count: every synchronizing call warns under sync debug mode; the bar adds none."""
+    import warnings
+
+    from rich.console import Console
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+
+    def syncs(name, console):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                train(tmp_path, name, device="cuda", console=console)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    without = syncs("cuda-nobar", None)  # > 0: the loop's own loss.item() per step
+    assert syncs("cuda-bar", Console(file=io.StringIO(), force_terminal=True)) == without > 0
 
 
 def test_log_lines_print_above_the_bar_and_handlers_get_their_stream_back(tmp_path, monkeypatch):
