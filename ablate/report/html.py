@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 from ablate.errors import ConfigError
 from ablate.report.cells import setting_labels
-from ablate.report.plots import label_settings
+from ablate.report.plots import SettingStyle, label_settings
 from ablate.report.formats import write_table
 from ablate.report.kinds import TABLE_FORMATS
 from ablate.report.formats.html import html_page, to_html
@@ -33,9 +33,9 @@ log = logging.getLogger("ablate")
 DEFAULT_PLOTS = [PlotSpec(kind="curves", y="val_top1"), PlotSpec(kind="pareto", x="madds", y="top1")]
 REPORT_CSS = """
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
-figure { display: inline-block; margin: 0.6em 1em 0.6em 0; vertical-align: top; }
-figure img { max-width: 760px; border: 1px solid #ddd; }
-figcaption { font-size: 0.8em; color: #555; }
+figure { display: inline-table; margin: 0.6em 1em 0.6em 0; vertical-align: top; }
+figure img { display: block; border: 1px solid #ddd; }
+figcaption { display: table-caption; caption-side: bottom; font-size: 0.85em; color: #444; padding-top: 0.3em; }
 p.skipped { color: #a00; font-size: 0.9em; }
 p.meta { color: #555; font-size: 0.85em; }
 """
@@ -76,6 +76,7 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
              + (f", {planned - len(records)} missing" if planned > len(records) else "")
              + f". Source: {html.escape(_describe(st))}. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>"]
     built = []  # the tables, for the provenance section (the runs behind each cell)
+    style = SettingStyle()  # one colour per setting, legends in table order: shared by every plot of the page
     for spec in specs or [None]:
         recs, exp = (records, expected) if spec is None else sweep_records(st, sweep, manifest, spec.where)
         if spec is not None:
@@ -85,11 +86,12 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
             where = f"analysis/{spec.name}.yaml" if (Path(analysis_dir()) / f"{spec.name}.yaml").is_file() else f"{spec.name}.yaml"
             parts += [f"<h2>Table {html.escape(spec.name)} ({html.escape(where)})</h2>", to_html(table)]
             recs = label_settings(recs, setting_labels(spec, recs))  # plots name settings like the table
+            style.add_table(spec, recs)
         else:
             parts.append("<h2>Runs</h2><p>No table spec in analysis/ names this sweep; plots only.</p>")
         for i, plot in enumerate((spec.plots if spec is not None else []) or DEFAULT_PLOTS):
             name = f"{spec.name if spec else sweep}-{i}-{plot.kind}"
-            parts.append(_figure_html(name, plot, recs, st, out_dir / "plots", manifest))
+            parts.append(_figure_html(name, plot, recs, st, out_dir / "plots", manifest, style))
     parts.append(provenance_html(records, built))
     page = html_page(f"ablate report: {sweep}", "\n".join(parts), REPORT_CSS + PROVENANCE_CSS)
     out = out_dir / "report.html"
@@ -104,19 +106,27 @@ def _describe(store: ResultsStore) -> str:
 
 
 def _figure_html(name: str, plot: PlotSpec, records: list[dict], store: ResultsStore, plot_dir: Path,
-                 manifest: Optional[SweepManifest] = None) -> str:
-    """Draw one plot, save PNG + PDF, and return a <figure> with the PNG inlined."""
+                 manifest: Optional[SweepManifest] = None, style: Optional[SettingStyle] = None) -> str:
+    """Draw one plot, save PNG + PDF, and return a <figure> with the PNG inlined at its own pixel
+    size (width/height attributes: never scaled down) and the figure's caption."""
     try:
-        fig = make_figure(plot, records, store, manifest)
+        fig = make_figure(plot, records, store, manifest, style)
     except ValueError as exc:
         log.warning("report: plot %s skipped: %s", name, exc)
         return f"<p class=\"skipped\">Plot {html.escape(name)} not drawn: {html.escape(str(exc))}</p>"
-    from ablate.report.plots import save_figure
+    from PIL import Image
 
+    from ablate.report.plots import caption_of, save_figure, title_of
+
+    caption, title = caption_of(fig), plot.title or title_of(fig)
     png, pdf = save_figure(fig, plot_dir, name)
+    with Image.open(png) as im:
+        width, height = im.size
     data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return (f"<figure><img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
-            f"<figcaption>{html.escape(plot.title or name)} (files: {png.name}, {pdf.name})</figcaption></figure>")
+    text = ". ".join(t for t in (title.rstrip("."), caption) if t) or name
+    return (f"<figure><img alt=\"{html.escape(name)}\" width=\"{width}\" height=\"{height}\" "
+            f"src=\"data:image/png;base64,{data}\">"
+            f"<figcaption>{html.escape(text)} (files: {png.name}, {pdf.name})</figcaption></figure>")
 
 
 # --- provenance: what every number was made with --------------------------------------------

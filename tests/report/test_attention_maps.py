@@ -61,13 +61,45 @@ def test_single_branch_ca_and_cbam_maps(runs):
         capture(model, x, block=99)
 
 
-def test_figure_ca_beside_se_and_cbam(runs, tmp_path):
-    fig = plot_attention_maps({"CA": runs["ca"], "SE": runs["se"], "CBAM": runs["cbam"]}, n_inputs=3)
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert any("CA: a_h × a_w" in t for t in titles) and any("CBAM: spatial gate" in t for t in titles)
-    assert any(t.startswith("SE: output features") for t in titles)
-    assert len(fig.axes) == 3 * (1 + 2 + 1 + 2)  # inputs x (input, CA map+features, SE features, CBAM map+features)
+def _rows(fig):
+    """(title, axes) of each row (subfigure) of an attention-map figure."""
+    return [(sub._suptitle.get_text().strip(), sub.axes) for sub in fig.subfigs]
+
+
+def test_figure_one_row_per_setting_one_image_per_class_with_colour_bars(runs, tmp_path):
+    from ablate.report.attention_maps import AttentionRun
+    from ablate.report.plots import FIG_DPI, MAX_WIDTH_PX, caption_of
+
+    picked = {"+ CA (H+W)": AttentionRun(runs["ca"], runs["ca"].name, 97.5, 3, 10), "+ SE": runs["se"],
+              "+ CBAM": runs["cbam"], "+ CA (H only)": runs["ca_h"]}
+    fig = plot_attention_maps(picked)
+    rows = _rows(fig)
+    assert [t.split(":")[0] for t, _ in rows[1:]] == list(picked)  # one row per setting, in the given order
+    # the input row: the first validation image of each class, each class once, named
+    _, bundle, _ = load_run(runs["ca"])
+    titles = [ax.get_title() for ax in rows[0][1] if ax.get_title()]
+    assert titles == list(bundle.class_names) * 2 and len(set(bundle.class_names)) == bundle.num_classes == 3
+    # the row of a picked run names it: run key, seed, top-1 and the pick
+    assert f"run {runs['ca'].name}, seed 3, val top-1 97.5 % (median of 10)" in rows[1][0]
+    assert runs["se"].name in caption_of(fig) and runs["ca"].name in caption_of(fig)
+    for title, axes in rows[1:]:
+        bars = [ax for ax in axes if getattr(ax, "_colorbar", None) is not None]
+        maps = [ax for ax in axes if ax.images and getattr(ax, "_colorbar", None) is None]
+        has_gate = not title.startswith("+ SE")  # SE has no spatial gate: features only
+        assert len(bars) == (2 if has_gate else 1) and len(maps) == 3 * len(bars)
+        for k, bar in enumerate(bars):  # each bar spans the values of its three panels
+            data = np.concatenate([ax.images[0].get_array().ravel() for ax in maps[3 * k: 3 * k + 3]])
+            assert bar._colorbar.vmin == pytest.approx(data.min()) and bar._colorbar.vmax == pytest.approx(data.max())
+    assert any("a_h × a_w" in ax.get_ylabel() for _, axes in rows for ax in axes)
+    assert any("spatial gate" in ax.get_ylabel() for _, axes in rows for ax in axes)  # CBAM
+    # legible at the report's width: drawn at 150 dpi within MAX_WIDTH_PX, no text under 7 pt
+    sizes = [t.get_fontsize() for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and a.get_text().strip())]
+    assert min(sizes) >= 7
     png, pdf = save_figure(fig, tmp_path, "maps")
+    from PIL import Image
+
+    with Image.open(png) as im:  # saved at 150 dpi, not shrunk to fit
+        assert im.size[0] <= MAX_WIDTH_PX and im.info["dpi"][0] == pytest.approx(FIG_DPI, abs=0.5)
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
 
 
@@ -79,15 +111,35 @@ def test_run_without_checkpoint_is_a_clear_error(home):
         load_run(RunDirStore(home / "outputs" / "runs").run_dir(rec["run_key"]))
 
 
-def test_attention_runs_pick_one_run_per_kind_with_default_knobs(runs, home):
-    """Every kind present gets a panel; CA's is the run with CA's default knobs (both branches), not CA h-only."""
+def test_attention_runs_pick_the_median_run_of_every_attention_setting(tmp_path):
+    """Every setting of the table with an attention module gets its run (CA H only and W only
+    too), in table order, the one with the median val top-1 (upper median; needs a checkpoint)."""
     from ablate.report.attention_maps import attention_runs
+    from ablate.report.cells import setting_labels
+    from ablate.report.plots import SettingStyle, label_settings
+    from ablate.report.spec import load_table_spec
     from ablate.track.store import RunDirStore
+    from tests.report._synth import records_for
 
-    store = RunDirStore(home / "outputs" / "runs")
-    picked = attention_runs(list(store.records()), store)
-    assert picked == {"CA": runs["ca"], "CBAM": runs["cbam"], "SE": runs["se"]}
-    assert list(picked) == sorted(picked)  # the registry's order
+    spec = load_table_spec("branches")
+    top1 = {0: (70, 40, 90, 60), 1: (50, 81, 79, 80), 2: (47, 75, 76, 90)}  # cell -> top-1 of seeds 0-3
+    recs = records_for(spec, seeds=(0, 1, 2, 3), top1=lambda i, seed: float(top1.get(i % 3, (60,) * 4)[seed] + i))
+    store = RunDirStore(tmp_path / "runs")
+    for r in recs:
+        if r["run_key"] != "c2s3":  # CBAM's best run has no checkpoint
+            store.run_dir(r["run_key"]).mkdir(parents=True)
+            store.files(r["run_key"]).checkpoint.write_bytes(b"x")
+    recs = label_settings(recs, setting_labels(spec, recs))
+    style = SettingStyle().add_table(spec, recs)
+    picked = attention_runs(recs, store, style=style)
+    assert list(picked) == ["+ SE", "+ CBAM", "+ CA (H only)", "+ CA (W only)", "+ CA (H+W)"]  # no plain net
+    assert picked["+ SE"].run_key == "c1s3" and picked["+ SE"].top1 == 81.0  # 51, 80, 81, 82 -> upper median 81
+    assert picked["+ CBAM"].run_key == "c2s1" and picked["+ CBAM"].n == 3  # 49, 77, 78 (92 has no checkpoint)
+    assert picked["+ CA (H+W)"].run_dir == store.run_dir(picked["+ CA (H+W)"].run_key)
+    assert "median of 4" in picked["+ SE"].describe() and "seed 3" in picked["+ SE"].describe()
+    # without table labels: one run per varying-config setting, named by its keys
+    auto = attention_runs(records_for(spec, seeds=(0,)), store)
+    assert len(auto) == 5 and all("kind=" in k for k in auto)
 
 
 def test_capture_uses_the_module_protocol_for_any_kind(monkeypatch):
