@@ -104,6 +104,31 @@ def test_sigterm_and_relaunch_is_one_wandb_run_with_one_continuous_history(home)
 
 
 @pytest.mark.slow
+def test_kill_9_and_relaunch_sends_the_epochs_wandb_lost_once_under_the_same_id(home):
+    over = [*OFFLINE, "data.n_train=1024", "trainer.epochs=4", "attention=ca", "seed=6"]
+    proc = ablate(home, "train", *over)
+    runs = home / "outputs" / "runs"
+    end = time.time() + 120
+    while sum(len(p.read_text().splitlines()) for p in runs.glob("*/metrics.jsonl")) < 2:
+        assert proc.poll() is None and time.time() < end, "ended early or timed out"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # no finally: W&B's offline log keeps what it flushed, maybe nothing
+    proc.wait()
+    relaunch = ablate(home, "train", *over)
+    assert relaunch.wait(timeout=180) == 0, relaunch.stderr.read()[-2000:]
+    (run_dir,) = [p.parent for p in runs.glob("*/result.json")]
+    key = run_dir.name
+    done = json.loads((run_dir / "result.json").read_text())
+    assert done["status"] == "completed" and done["resumed_from"] >= 2
+    parts = [inspect(d) for d in offline_dirs(run_dir)]
+    assert len(parts) == 2 and parts[1]["id"] == key and parts[0].get("id") in (key, None)  # None: nothing flushed
+    steps = [s for part in parts for s in part["steps"]]
+    assert steps == [0, 1, 2, 3]                       # every epoch once, in order, across the two dirs
+    store = WandbStore(str(runs))
+    assert store.keys() == [key] and [r["epoch"] for r in store.metrics(key)] == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
 def test_force_is_a_new_attempt_id_and_a_pruned_run_finishes_not_failed(tiny_cfg, home, single_thread):
     from ablate.train.engine import Pruned
     from ablate.train.run import run

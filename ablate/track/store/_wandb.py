@@ -123,10 +123,14 @@ def parse_offline_run(path: str | Path) -> dict:
 def merge_segments(runs) -> list[dict]:
     """Parsed ``.wandb`` files -> one run per W&B id: the dirs of a resumed run joined in start
     order (history rows by step, a later row of a step replacing an earlier one; config and
-    summary updated in order; the last exit code). Each run's ``start_time`` is its first."""
+    summary updated in order; the last exit code). Each run's ``start_time`` is its first. A log
+    with no run record is left out: W&B offline writes little before ``finish``, so a process
+    killed with SIGKILL can leave just the file header (the relaunch logs those epochs again
+    under the same id, from the checkpoint)."""
     by_id: dict[str, list[dict]] = {}
     for run in runs:
-        by_id.setdefault(run["id"] or f"?{len(by_id)}", []).append(run)
+        if run["id"]:  # a log without its run record (a process killed before W&B flushed) holds nothing
+            by_id.setdefault(run["id"], []).append(run)
     out = []
     for parts in by_id.values():
         parts.sort(key=lambda r: r["start_time"] or "")
