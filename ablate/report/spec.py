@@ -25,6 +25,8 @@ BEST = ("max", "min")
 TESTS = ("auto", "welch", "mannwhitney", "ttest_rel", "wilcoxon")
 PAIRED_TESTS = ("ttest_rel", "wilcoxon")
 PERCENT_METRICS = ("top1", "top5")  # record metrics in percent: bounded to [0, 100]
+POWER_LABEL = "Seeds for 80% power"  # header of a metric's power column ...
+POWER_SHORT = "n₈₀"                   # ... and its short header (LaTeX)
 
 
 @dataclass
@@ -65,6 +67,8 @@ class MetricSpec:
                                   # to it; null = [0, 100] for top1/top5 (percent), else unbounded
     power: bool = False           # add a column: seeds per cell for 80% power at the observed
                                   # difference and spread (mean_std metrics with delta)
+    short: str = ""               # LaTeX: a shorter column header (the full label goes in a legend
+                                  # under the table); "" = the label
 
     @property
     def id(self) -> str:
@@ -111,6 +115,8 @@ class TableSpec:
     alpha: float = 0.05                             # dagger marker where p < alpha
     contrasts: list[list[str]] = field(default_factory=list)  # extra [row, other row] pairs to test
                                                     # (e.g. CA against SE), listed under the table
+    wide: bool = False                              # LaTeX: a table* across both columns of a two-column
+                                                    # page (fits \\textwidth); default fits one column
     formats: list[str] = field(default_factory=lambda: ["md", "csv"])
     plots: list[PlotSpec] = field(default_factory=list)
 
@@ -141,6 +147,12 @@ class TableSpec:
         ids = [m.id for m in self.metrics]
         if len(set(ids)) != len(ids):
             raise ConfigError(f"{where}: metric {max(ids, key=ids.count)!r} appears twice with the same aggregate")
+        for m in self.metrics:  # a short header names one column only
+            taken = [self.row_header, "n", "Notes", POWER_LABEL, POWER_SHORT] + [x.label for x in self.metrics if x is not m]
+            taken += [x.short for x in self.metrics if x is not m and x.short]
+            if m.short and m.short in taken:
+                raise ConfigError(f"{where}: metric {m.key!r}: short {m.short!r} is another column's header; "
+                                  f"allowed: any header but {', '.join(repr(x) for x in dict.fromkeys(taken))}")
         for m in self.metrics:
             _choice(f"{where}: metric {m.key!r}", "aggregate", [m.aggregate], AGGREGATES)
             if m.best is not None:

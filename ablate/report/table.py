@@ -17,7 +17,7 @@ import pandas as pd
 
 from ablate.errors import ConfigError
 from ablate.report.cells import RunFrame, check_one_setting, check_where_keys, layout
-from ablate.report.spec import MetricSpec, TableSpec
+from ablate.report.spec import POWER_LABEL, POWER_SHORT, MetricSpec, TableSpec
 from ablate.report.sequential import Design, decision, look_level
 from ablate.track.record import METRICS, NUMERICS
 from ablate.report.stats import Comparison, Summary, compare, seeds_for_power, summarize
@@ -35,7 +35,6 @@ TEST_NAMES = {
     "wilcoxon": "Wilcoxon signed-rank test, runs paired by seed (CI: Hodges-Lehmann, inverted test)",
     "fisher": "Fisher's exact test on the share, central p (CI: exact odds ratio)",
 }
-POWER_LABEL = "Seeds for 80% power"
 
 
 @dataclass
@@ -64,6 +63,32 @@ class Table:
     @property
     def pivot(self) -> bool:
         return self.spec.column_key is not None
+
+    def compact(self) -> "Table":
+        """This table for a page's column (LaTeX): the Notes column becomes a last footnote (one
+        ``row: notes`` per row that has any), other columns empty in every row are dropped, short
+        headers replace labels (a metric's ``short``, the power column's n₈₀) with a first
+        footnote, the legend, giving their full labels. ``values`` (the CSV) keeps every column."""
+        display, bold = self.display, self.bold
+        notes_col = _col(self.pivot, "Notes")
+        notes = []
+        if notes_col in display.columns:
+            notes = [f"{label}: {text}" for label, text in zip(display.iloc[:, 0], display[notes_col]) if text]
+            display, bold = display.drop(columns=[notes_col]), bold.drop(columns=[notes_col])
+        if len(display):
+            keep = [j for j in range(display.shape[1]) if j == 0 or (display.iloc[:, j] != "").any()]
+            display, bold = display.iloc[:, keep], bold.iloc[:, keep]
+        shorts = {m.label: m.short for m in self.spec.metrics if m.short and m.short != m.label}
+        if any(m.power for m in self.spec.metrics):
+            shorts[POWER_LABEL] = POWER_SHORT
+        shown = {c[1] if isinstance(c, tuple) else c for c in display.columns}
+        shorts = {k: v for k, v in shorts.items() if k in shown}
+        level = {"level": 1} if self.pivot else {}
+        display = display.rename(columns=shorts, **level)
+        bold = bold.rename(columns=shorts, **level)
+        legend = ["Columns: " + "; ".join(f"{v} = {k}" for k, v in shorts.items()) + "."] if shorts else []
+        tail = ["Notes: " + "; ".join(notes) + "."] if notes else []
+        return Table(self.spec, display, self.values, bold, legend + list(self.footnotes) + tail)
 
 
 @dataclass
@@ -385,7 +410,7 @@ def _footnotes(spec: TableSpec, table: Table, base: Optional[str], design: Optio
     if base is not None and any(m.delta for m in spec.metrics):
         tests = {TEST_NAMES["fisher" if m.aggregate == "share" else spec.effective_test] for m in spec.metrics if m.delta}
         level = "its look's nominal level (below)" if design is not None else f"{spec.alpha:g}"
-        notes.append(f"(±d): difference to the baseline row {base!r}"
+        notes.append(f"(±d): difference to the baseline row “{base}”"
                      f"{' in the same column group' if table.pivot else ''}; "
                      f"{SIGNIFICANT_MARK} p < {level} ({'; '.join(sorted(tests))}, two-sided). "
                      "The CSV has each p-value and the interval that inverts the same test.")

@@ -47,7 +47,8 @@ def test_markdown_bold_delta_and_footnotes():
 def test_latex_is_booktabs_escaped_and_bold():
     tex = to_latex(table())
     for needle in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{Rates \& costs: 100\% of \#runs\_x}",
-                   r"plain\_net", r"CA \& more*", r"Top-1 (\%)", r"\bfseries 75.15 $\pm$ 0.13 (+5.00$^{\dagger}$)",
+                   r"plain\_net", r"CA \& more*", r"Top-1\\{}(\%)",
+                   r"\bfseries \begin{tabular}[t]{@{}r@{}}75.15 $\pm$ 0.13\\{}(+5.00$^{\dagger}$)\end{tabular}",
                    r"\label{tab:esc_t}"):
         assert needle in tex, needle
     body = tex.split(r"\begin{tabular}")[1]
