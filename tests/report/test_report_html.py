@@ -51,6 +51,37 @@ def test_report_is_one_self_contained_page(branches_report):
     assert sorted(p.suffix for p in (branches_report / "tables").iterdir()) == [".csv", ".html", ".md", ".tex"]
 
 
+def test_report_figures_name_their_runs_and_bands_and_keep_their_size(branches_report):
+    """Each <img> carries its PNG's own size (the page never scales a figure down); the captions
+    say what the bands are and over how many seeds; the attention maps name the run of each
+    attention setting of the table (CA H only and W only included)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from ablate.track.store import RunDirStore
+
+    page = (branches_report / "report.html").read_text()
+    figures = re.findall(r'<figure><img alt="([^"]+)" width="(\d+)" height="(\d+)" src="data:image/png;base64,([^"]+)">'
+                         r"<figcaption>([^<]*)</figcaption>", page)
+    assert [f[0] for f in figures] == ["branches-0-curves", "branches-1-pareto", "branches-2-attention_maps"]
+    for _, width, height, data, _ in figures:
+        with Image.open(io.BytesIO(base64.b64decode(data))) as im:
+            assert im.size == (int(width), int(height)) and im.size[0] <= 1150
+    captions = {f[0]: f[4] for f in figures}
+    assert "bands: ± 1 std over the seeds (n = 1–2 seeds per setting" in captions["branches-0-curves"]
+    assert "mean over its seeds" in captions["branches-1-pareto"]
+    store = RunDirStore(branches_report.parents[1] / "runs")
+    recs = [r for r in store.records() if r["status"] == "completed"]
+    maps = captions["branches-2-attention_maps"]
+    for label in ("+ SE", "+ CBAM", "+ CA (H only)", "+ CA (W only)", "+ CA (H+W)"):
+        assert f"{label}: run " in maps
+    named = set(re.findall(r": run ([0-9a-f]{12})", maps))
+    assert len(named) == 5 and named <= {r["run_key"] for r in recs}
+    assert "MobileNetV2 (baseline): run" not in maps  # no attention module, no map
+
+
 def test_plot_that_cannot_be_drawn_is_reported(home):
     from ablate.report.html import build_report
     from ablate.report.sources import project_paths
@@ -97,6 +128,26 @@ def test_report_renders_in_headless_chromium(branches_report, chromium_available
     rows = [sum(1 for x in range(0, 1280, 8) if img.getpixel((x, y)) < 200) for y in range(0, 2400, 8)]
     assert sum(r > 5 for r in rows) > 60
     (branches_report / "screenshot.png").write_bytes(shot.read_bytes())
+    # Every figure, the attention maps above all, is shown at least as wide as it was drawn (no
+    # down-scaled text): the page as Chromium lays it out at the screenshot's width, measured by a
+    # script added to a copy (the report itself has none).
+    import json
+
+    probe = tmp_path / "probe.html"
+    probe.write_text((branches_report / "report.html").read_text().replace("</body>", """<script>
+      window.addEventListener('load', () => document.body.setAttribute('data-imgs', JSON.stringify(
+        [...document.images].map(i => [i.alt, i.getBoundingClientRect().width, i.naturalWidth]))));
+      </script></body>"""))
+    res = subprocess.run(
+        [chromium_available, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--window-size=1280,2400", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-imgs="([^"]*)"', res.stdout)
+    assert res.returncode == 0 and found, res.stderr[-2000:]
+    shown = {alt: (w, natural) for alt, w, natural in json.loads(found.group(1).replace("&quot;", '"'))}
+    assert set(shown) == {"branches-0-curves", "branches-1-pareto", "branches-2-attention_maps"}
+    assert shown["branches-2-attention_maps"][1] > 800  # the figure itself, not a thumbnail
+    assert all(w >= natural > 0 for w, natural in shown.values()), shown
 
 
 def test_sweep_without_a_table_spec_gets_the_default_plots(home):
