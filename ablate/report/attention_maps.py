@@ -14,6 +14,11 @@ own protocol gives the map:
   "spatial gate"); ``map_parts(x)`` adds its pieces (CA: a_h N,C,H,1 and a_w N,C,1,W).
 - Every model also shows its block's output feature map, mean_c |out|, which is what the paper
   compares (and all SE has to show).
+
+The report's figure (``attention_runs`` + ``plot_attention_maps``) has one row per attention
+setting of the table, each from the run with the median val top-1 of its setting (named by run
+key, seed and top-1), on the first validation image of each class, with a colour bar per row,
+sized to be shown unscaled in the report (``plots.MAX_WIDTH_PX`` at 150 dpi).
 """
 from __future__ import annotations
 

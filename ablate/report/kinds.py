@@ -3,8 +3,8 @@ can validate names without importing matplotlib or the table builder:
 
 - ``TABLE_FORMATS``: ``render(table) -> str`` per output format, one module each in
   ``ablate/report/formats/`` (the name is the file extension);
-- ``PLOT_KINDS``: ``draw(plot, records, store, manifest) -> Figure`` per plot kind, in
-  ``ablate/report/figures.py``.
+- ``PLOT_KINDS``: ``draw(plot, records, store, manifest, style) -> Figure`` per plot kind, in
+  ``ablate/report/figures.py`` (``style``: the report's ``plots.SettingStyle`` or None).
 """
 from __future__ import annotations
 
