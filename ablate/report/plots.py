@@ -201,7 +201,7 @@ def plot_metric_vs(records: Iterable[dict], x: str, y: str = "top1", series: Opt
     groups = list(df.groupby(df[series].astype(str))) if series else [(None, df)]
     groups.sort(key=lambda ng: min(rank[s] for s in ng[1]["setting"]))  # lines in table order
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    counts, point_settings = [], {}
+    counts, point_settings, n_labels, n_lines = [], {}, [], []
     for name, g in groups:
         agg = g.groupby(x).agg(mean=("_y", "mean"), std=("_y", "std"), count=("_y", "count"),
                                setting=("setting", lambda s: s.iloc[0] if s.nunique() == 1 else None)).sort_index()
@@ -223,8 +223,10 @@ def plot_metric_vs(records: Iterable[dict], x: str, y: str = "top1", series: Opt
                     point_settings[s] = True
         if not numeric:
             ax.set_xticks(pos, [str(v) for v in xs])
-        for p, m, n in zip(pos, agg["mean"], agg["count"]):
-            ax.annotate(f"n={n}", (p, m), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        sd = agg["std"].fillna(0)
+        n_labels += [(float(p), float(m), f"n={n}") for p, m, n in zip(pos, agg["mean"], agg["count"])]
+        n_lines += [list(zip(map(float, pos), map(float, agg["mean"])))]
+        n_lines += [[(float(p), float(m - e)), (float(p), float(m + e))] for p, m, e in zip(pos, agg["mean"], sd)]
     if pd.api.types.is_numeric_dtype(df[x]) and (df[x] > 0).all() and df[x].max() / max(df[x].min(), 1e-12) >= 8:
         ax.set_xscale("log", base=2)  # reduction ratios 4..32 are spaced by factors of 2
         ax.set_xticks(sorted(df[x].unique()), [str(v) for v in sorted(df[x].unique())])
@@ -238,6 +240,8 @@ def plot_metric_vs(records: Iterable[dict], x: str, y: str = "top1", series: Opt
     if handles:
         _legend(ax, handles, labels)
     ax.grid(alpha=0.3)
+    ax.margins(x=0.08, y=0.1)
+    fig.ablate_labels = place_labels(ax, n_labels, polylines=n_lines)  # each point's n, clear of lines and bars
     set_caption(fig, f"Points: mean {LABELS.get(y, y)} over seeds; error bars: ± 1 std over the seeds "
                      f"({_seeds_text(counts)}; n beside each point).", title=ax.get_title())
     return fig

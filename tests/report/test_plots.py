@@ -239,3 +239,39 @@ def test_save_figure_keeps_150_dpi_and_fits_the_report_width(tmp_path):
         assert im.info["dpi"][0] == pytest.approx(FIG_DPI, abs=0.5) and im.size[0] < MAX_WIDTH_PX
     with Image.open(save_figure(wide, tmp_path, "wide")[0]) as im:
         assert MAX_WIDTH_PX - 30 <= im.size[0] <= MAX_WIDTH_PX
+
+
+@pytest.mark.parametrize("name", __import__("ablate.report.spec", fromlist=["list_tables"]).list_tables())
+def test_every_shipped_plot_draws_with_a_caption_and_no_overlapping_labels(name):
+    """Each spec's plots (but the attention maps, which need checkpoints) on synthetic runs of
+    every cell: drawn with the report's style, captioned, labels apart, legends in table order."""
+    import matplotlib.pyplot as plt
+
+    from ablate.report.cells import setting_labels
+    from ablate.report.figures import make_figure
+    from ablate.report.plots import SettingStyle, caption_of, label_settings, text_boxes
+    from ablate.report.spec import load_table_spec
+    from tests.report._synth import records_for
+
+    spec = load_table_spec(name)
+    recs = records_for(spec, seeds=(0, 1))
+    for i, r in enumerate(recs):
+        r["madds"] = (300 + i % 7) * 1e6
+    store = InMemoryStore()
+    for r in recs:
+        for e in range(3):
+            store.append_metrics(r["run_key"], {"epoch": e, "val_top1": r["top1"] * (e + 1) / 3})
+    recs = label_settings(recs, setting_labels(spec, recs))
+    style = SettingStyle().add_table(spec, recs)
+    table_order = list(style.order({r["setting"] for r in recs}))
+    for plot in spec.plots or []:
+        if plot.kind == "attention_maps":
+            continue
+        fig = make_figure(plot, recs, store, None, style)
+        fig.canvas.draw()
+        assert "± 1 std" in caption_of(fig) or plot.kind == "pareto"
+        assert "seeds per setting" in caption_of(fig)
+        assert not _overlaps(text_boxes(fig, getattr(fig, "ablate_labels", [])))
+        shown = [s for s in _legend_labels(fig.axes[0]) if s in table_order]
+        assert shown == [s for s in table_order if s in shown]
+        plt.close(fig)
