@@ -262,7 +262,7 @@ def plot_attention_maps(runs: dict, max_classes: int = MAX_CLASSES, block: Optio
             bar.ax.tick_params(labelsize=7)
             bar.ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
     shown_classes = f"{k} of {num_classes} classes" if k < num_classes else f"each of the {k} classes"
-    set_caption(fig, f"Attention maps at block {', '.join(sorted(blocks))}, on the first validation image of "
+    set_caption(fig, f"Block {', '.join(sorted(blocks))}, on the first validation image of "
                      f"{shown_classes} (white: the input's outline). One row per attention setting; each row is the "
                      "run with the median val top-1 of its setting: "
                      + "; ".join(f"{label}: {run.describe()}" for label, run in runs.items())
