@@ -136,6 +136,23 @@ def choose_run_id(run_key: str, run_dir: Path, start_epoch: int,
     return wandb_run_id(run_key, attempt), 0
 
 
+_SERVICE_STARTED = False
+
+
+def _own_service() -> None:
+    """Give this process its own wandb-core service on its first run.
+
+    W&B hands its service to child processes through ``WANDB_SERVICE``; a run started by a
+    process that inherited it streams through the parent's service, which keeps a killed
+    child's run id open ("run ID ... is in use" when the run is relaunched) and ties every
+    run to the parent's life. Runs of one ablate process still share the service it starts.
+    """
+    global _SERVICE_STARTED
+    if not _SERVICE_STARTED:
+        os.environ.pop("WANDB_SERVICE", None)
+        _SERVICE_STARTED = True
+
+
 def tags_for(run_key: str, config: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
     """The run's W&B tags: its run key, sweep, attention kind and seed, then the config's tags."""
     kind = (config.get("attention") or {}).get("kind")
@@ -160,6 +177,7 @@ class WandbMirror:
         if cfg.mode == "disabled":
             return
         os.environ.setdefault("WANDB_SILENT", "true")
+        _own_service()
         import wandb
 
         self.id, missing_from = choose_run_id(run_key, Path(run_dir), start_epoch, replaced)

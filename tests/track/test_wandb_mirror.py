@@ -103,8 +103,20 @@ def test_sigterm_and_relaunch_is_one_wandb_run_with_one_continuous_history(home)
                                                            map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
 
 
+@pytest.fixture
+def parent_owns_a_wandb_service(tmp_path, monkeypatch):
+    """This process runs W&B first, as a sweep process or an earlier test may: W&B then hands
+    its service to every child through WANDB_SERVICE."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+    mirror = WandbMirror(TrackingConfig(mode="offline"), run_dir=tmp_path / "parent", run_key="parentrun",
+                         group=None, config={})
+    mirror.finish()
+    assert os.environ.get("WANDB_SERVICE")
+    yield
+
+
 @pytest.mark.slow
-def test_kill_9_and_relaunch_sends_the_epochs_wandb_lost_once_under_the_same_id(home):
+def test_kill_9_and_relaunch_sends_the_epochs_wandb_lost_once_under_the_same_id(home, parent_owns_a_wandb_service):
     over = [*OFFLINE, "data.n_train=1024", "trainer.epochs=4", "attention=ca", "seed=6"]
     proc = ablate(home, "train", *over)
     runs = home / "outputs" / "runs"
