@@ -33,9 +33,15 @@ def ablate(home: Path, *args: str, timeout: float = 300) -> subprocess.Completed
 
 
 def start(home: Path, *args: str) -> subprocess.Popen:
+    """Launch in its own session; its stderr goes to a file beside the home (``proc.log``)."""
     env = {**os.environ, "ABLATE_HOME": str(home), "ABLATE_PROJECT": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "ablate", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    log = open(home.parent / f"launch-{time.monotonic_ns()}.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "ablate", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=log, start_new_session=True)
+    log.close()
+    proc.log = Path(log.name)
+    return proc
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -141,7 +147,8 @@ def test_three_concurrent_launches_of_a_study_train_its_budget_once(tmp_path, st
         first = ablate(home, "tune", str(sweep), "--dry-run", *BUDGET)  # warm the data cache
         assert first.returncode == 0
         procs = [start(home, *args) for _ in range(3)]
-        assert [p.wait(timeout=600) for p in procs] == [0, 0, 0]
+        codes = [p.wait(timeout=600) for p in procs]
+        assert codes == [0, 0, 0], "\n".join(p.log.read_text()[-1500:] for p in procs)
         counted, everything = _trials(home, name, storage)
         keys = {t.user_attrs["run_key"] for t in counted}
         assert len(counted) == 4 and set(records(home)) == keys and len(keys) >= 3  # trained: 4 at most, not 5 or 12
