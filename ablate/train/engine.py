@@ -24,7 +24,10 @@ from ablate.track.store import RunFiles
 from ablate.train.progress import StepBar, bar_console
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
-BAR_METRICS_EVERY = 50  # steps between refreshes of the progress bar's running loss
+# Steps between host reads of the training loss: the losses stay on the device in between
+# (on CUDA a read waits for the GPU), then one read checks them all for NaN/inf and refreshes
+# the progress bar's running loss. The epoch's end is always a check too.
+LOG_EVERY = 50
 
 
 class Diverged(RuntimeError):
@@ -156,11 +159,50 @@ def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable
     return fn
 
 
+class StepLosses:
+    """The training losses of the steps since the last check, kept on the device.
+
+    ``add`` keeps a step's loss tensor (no host read); ``check`` reads all of them in one
+    transfer, raises ``Diverged`` naming the first non-finite step, and adds them to the
+    epoch's running sum exactly as per-step ``.item()`` reads would (the same floats, summed in
+    the same order), so ``train_loss`` does not depend on how often the loop checks.
+    """
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.sum, self.seen = epoch, 0.0, 0
+        self._losses: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+        self._first = 0  # the step of the first pending loss
+
+    def add(self, loss: torch.Tensor, size: int) -> None:
+        self._losses.append(loss.detach())
+        self._sizes.append(size)
+
+    def check(self) -> float:
+        """Read the pending losses (one host sync), check them; the epoch's mean loss so far."""
+        if self._losses:
+            values = torch.stack(self._losses).tolist()
+            for i, value in enumerate(values):
+                if not math.isfinite(value):
+                    raise Diverged(f"loss is {value} at epoch {self.epoch} step {self._first + i}")
+            for value, size in zip(values, self._sizes):
+                self.sum += value * size
+                self.seen += size
+            self._first += len(values)
+            self._losses, self._sizes = [], []
+        return self.sum / max(self.seen, 1)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False, channels_last: bool = False) -> dict:
-    """Top-1, top-5 (top-k for k = min(5, classes)) in percent and mean cross-entropy."""
+    """Top-1, top-5 (top-k for k = min(5, classes)) in percent and mean cross-entropy.
+
+    Sums stay on the device until the end: one host read per evaluation, not per batch.
+    """
     model.eval()
-    n, loss_sum, c1, c5 = 0, 0.0, 0, 0
+    n, losses = 0, []
+    c1 = torch.zeros((), dtype=torch.int64, device=device)
+    c5 = torch.zeros((), dtype=torch.int64, device=device)
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
@@ -168,13 +210,16 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False, 
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             logits = model(x)
         logits = logits.float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        losses.append(F.cross_entropy(logits, y, reduction="sum"))
         k = min(5, logits.shape[1])
         topk = logits.topk(k, dim=1).indices
         hit = topk.eq(y[:, None])
-        c1 += hit[:, 0].sum().item()
-        c5 += hit.any(dim=1).sum().item()
+        c1 += hit[:, 0].sum()
+        c5 += hit.any(dim=1).sum()
         n += y.numel()
+    # Per-batch sums read as floats and added in batch order: the same number as one .item() a batch.
+    loss_sum = sum(torch.stack(losses).tolist()) if losses else 0.0
+    c1, c5 = (int(v) for v in torch.stack([c1, c5]).tolist())
     return {"top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "loss": loss_sum / max(n, 1)}
 
 
@@ -201,6 +246,11 @@ def fit(
     Progress: one ``log`` line per epoch, always; ``console`` (a rich ``Console``; ``"auto"``:
     stdout when it is a terminal, see ``ablate.train.progress``; None: no bar) also draws a bar
     over the run's steps (it/s, ETA), fed step counts only: no tensor is read for it.
+
+    Host syncs: the loop reads the loss every ``LOG_EVERY`` steps and at the epoch's end (one
+    transfer for all pending steps, ``StepLosses``), and each evaluation once; a NaN/inf loss
+    is caught at the latest there (``Diverged`` names its step; no checkpoint of that epoch is
+    written), and before a stop request is honoured.
     """
     device = cfg.torch_device()
     # Late in a cosine schedule, gradients and momentum buffers decay into float denormals,
@@ -244,32 +294,31 @@ def fit(
             t0 = time.perf_counter()
             train_loader.set_epoch(epoch)
             model.train()
-            loss_sum, seen = 0.0, 0
+            losses = StepLosses(epoch)
             for step, (x, y) in enumerate(train_loader):
                 if stop_requested():
+                    losses.check()  # a divergence before the stop is the run's outcome, as it was
                     raise Preempted(f"stop requested at epoch {epoch} step {step}")
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     loss = criterion(step_model(x), y)
-                if not torch.isfinite(loss):
-                    raise Diverged(f"loss is {loss.item()} at epoch {epoch} step {step}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                loss_sum += loss.item() * y.numel()
-                seen += y.numel()
+                losses.add(loss, y.numel())
                 bar.step()
-                if (step + 1) % BAR_METRICS_EVERY == 0:  # a host float the loop already has
-                    bar.show(loss=loss_sum / seen)
+                if (step + 1) % LOG_EVERY == 0:  # the interval's one host read: NaN check + bar
+                    bar.show(loss=losses.check())
+            train_loss = losses.check()  # before evaluation and checkpoint: never save a diverged model
             val = evaluate(step_model, val_loader, device, use_amp, cfg.channels_last)
             row = {
                 "epoch": epoch,
-                "train_loss": loss_sum / max(seen, 1),
+                "train_loss": train_loss,
                 "val_top1": val["top1"],
                 "val_top5": val["top5"],
                 "val_loss": val["loss"],

@@ -95,17 +95,18 @@ def test_a_bad_ablate_progress_is_one_line_before_anything_runs(monkeypatch, hom
 
 
 def test_the_bar_reads_no_tensor(tmp_path, monkeypatch):
-    """On CUDA every .item() waits for the GPU: the bar must not add one per step."""
+    """On CUDA every host read (.item(), .tolist(), bool()) waits for the GPU: the bar adds none."""
     from rich.console import Console
 
     calls = {"n": 0}
-    item = torch.Tensor.item
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        real = getattr(torch.Tensor, name)
 
-    def counting(self):
-        calls["n"] += 1
-        return item(self)
+        def counting(self, *a, _real=real, **k):
+            calls["n"] += 1
+            return _real(self, *a, **k)
 
-    monkeypatch.setattr(torch.Tensor, "item", counting)
+        monkeypatch.setattr(torch.Tensor, name, counting)
     train(tmp_path, "nobar", console=None)
     without = calls["n"]
     calls["n"] = 0
@@ -133,7 +134,7 @@ def test_the_bar_adds_no_cuda_sync(tmp_path):
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)
 
-    without = syncs("cuda-nobar", None)  # > 0: the loop's own loss.item() per step
+    without = syncs("cuda-nobar", None)  # > 0: the loop's own loss and evaluation reads
     assert syncs("cuda-bar", Console(file=io.StringIO(), force_terminal=True)) == without > 0
 
 
