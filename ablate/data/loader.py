@@ -10,8 +10,8 @@ Two paths, one stream of batches:
   the uint8 tensor and augmented as a batch in torch (no per-sample Python), which keeps a
   CPU run's time in the model, not the data;
 - any other dataset (image folders streamed from disk): a torch ``DataLoader`` collates
-  uint8 images (workers allowed) in an order the main process fixed, and the same batch
-  augmentation runs in the main process.
+  uint8 images (workers allowed, started once for all epochs) in an order the main process
+  fixed, and the same batch augmentation runs in the main process.
 Both draw the order (``randperm``) and then each batch's augmentation from one generator, in
 the same sequence, so the same images, seed and epoch give bit-identical batches on either
 path, whatever ``num_workers`` is (workers only decode; they draw nothing).
@@ -113,32 +113,56 @@ class TensorBatchLoader(_EpochLoader):
             yield self._finish(x, y, gen)
 
 
+class _EpochBatchSampler:
+    """The ``batch_sampler`` of :class:`FolderBatchLoader`'s one DataLoader: yields the batches
+    the loader fixed for the epoch being iterated (the DataLoader iterates it in the main
+    process at each pass, so persistent workers see each epoch's order)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class FolderBatchLoader(_EpochLoader):
     """Map-style datasets read from disk: a torch ``DataLoader`` over the loader's own batches.
 
     The index batches come from :meth:`_EpochLoader._batches` (``batch_sampler``), not from a
     ``DataLoader`` shuffle, so this path yields exactly what :class:`TensorBatchLoader` yields
     for the same images; workers decode in parallel and the DataLoader keeps batch order.
+    One DataLoader serves every epoch, so its ``num_workers`` processes start once, not once
+    per epoch (``persistent_workers``). ``pin_memory`` page-locks each finished (augmented,
+    normalised) batch, so its copy to a CUDA device can overlap compute; without CUDA it is off.
     """
 
-    def __init__(self, dataset: Dataset, num_workers: int, **kw):
+    def __init__(self, dataset: Dataset, num_workers: int, pin_memory: bool = False, **kw):
         super().__init__(len(dataset), **kw)
         self.dataset, self.num_workers = dataset, num_workers
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self._sampler = _EpochBatchSampler()
+        self._loader: DataLoader | None = None
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen, batches = self._batches()
-        # Its own generator: without one, the DataLoader draws its worker base seed from the
-        # global torch RNG, shifting the model's dropout draws away from the in-memory path's.
-        loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in batches],
-                            num_workers=self.num_workers,
-                            generator=epoch_generator(self.seed, self.epoch, stream=1))
-        for x, y in loader:
-            yield self._finish(x, torch.as_tensor(y), gen)
+        self._sampler.batches = [b.tolist() for b in batches]
+        if self._loader is None:
+            # Its own generator: without one, the DataLoader draws its worker base seed from the
+            # global torch RNG, shifting the model's dropout draws away from the in-memory path's.
+            self._loader = DataLoader(self.dataset, batch_sampler=self._sampler, num_workers=self.num_workers,
+                                      persistent_workers=self.num_workers > 0,
+                                      generator=epoch_generator(self.seed, 0, stream=1))
+        for x, y in self._loader:
+            x, y = self._finish(x, torch.as_tensor(y), gen)
+            yield (x.pin_memory(), y.pin_memory()) if self.pin_memory else (x, y)
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, augment: bool,
                 mean: Sequence[float], std: Sequence[float], drop_last: bool = False,
-                num_workers: int = 0, pad: int = 2, hflip: bool = True) -> _EpochLoader:
+                num_workers: int = 0, pad: int = 2, hflip: bool = True, pin_memory: bool = False) -> _EpochLoader:
     """A re-iterable loader yielding ``(x float32 N,C,H,W normalised, y int64 N)``.
 
     Args:
@@ -149,9 +173,12 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
         augment: random crop (zero padding ``pad``) + horizontal flip (if ``hflip``).
         mean, std: per-channel normalisation on the [0, 1] scale (the bundle's).
         drop_last: drop a final incomplete batch (keeps BatchNorm away from tiny batches).
-        num_workers: worker processes for disk datasets; ignored on the in-memory path.
+        num_workers: worker processes for disk datasets, started once and kept across epochs;
+            ignored on the in-memory path.
         pad: crop padding in pixels (CIFAR recipe: 4 at 32 px; 2 suits 24 px alignment).
         hflip: flip horizontally in augmentation (turn off where left/right is the label).
+        pin_memory: page-locked batches from disk datasets, for a non-blocking copy to a CUDA
+            device (off without CUDA); the in-memory path ignores it.
     """
     owner = "make_loader"
     batch_size = check_int(owner, "batch_size", batch_size, 1)
@@ -160,6 +187,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
     pad = check_int(owner, "pad", pad, 0, 64)
     shuffle, augment = check_bool(owner, "shuffle", shuffle), check_bool(owner, "augment", augment)
     drop_last, hflip = check_bool(owner, "drop_last", drop_last), check_bool(owner, "hflip", hflip)
+    pin_memory = check_bool(owner, "pin_memory", pin_memory)
     if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorImageDataset):
         dataset = dataset.dataset.subset(dataset.indices)
     chans = getattr(dataset, "in_chans", None)
@@ -171,4 +199,4 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
               std=std, drop_last=drop_last, pad=pad, hflip=hflip)
     if isinstance(dataset, TensorImageDataset):
         return TensorBatchLoader(dataset, **kw)
-    return FolderBatchLoader(dataset, num_workers=num_workers, **kw)
+    return FolderBatchLoader(dataset, num_workers=num_workers, pin_memory=pin_memory, **kw)
