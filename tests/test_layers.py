@@ -6,7 +6,8 @@ functions, TYPE_CHECKING blocks included; docs/architecture.md draws the map):
     train                               one run: engine and wrapper
     track                               records, run keys, locks, manifests, stores, W&B
     models | data                       side by side
-    errors, registry, io, config        base
+    errors, registry, io, config,       base
+    threads, cache
 
 A module imports only from its own package, the packages below it, or the base; no import
 cycle anywhere. ``__main__`` modules are entry points and count as the top."""
@@ -20,7 +21,7 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "ablate"
-LAYER = {"errors": 0, "registry": 0, "io": 0, "config": 0,
+LAYER = {"errors": 0, "registry": 0, "io": 0, "config": 0, "threads": 0, "cache": 0,
          "models": 1, "data": 1, "track": 2, "train": 3, "sweep": 4, "report": 4,
          "cli": 5, "commands": 5, "profile": 5}
 SIDE_BY_SIDE = [{"models", "data"}, {"sweep", "report"}]

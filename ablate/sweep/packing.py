@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ablate.errors import ConfigError
 from ablate.sweep.environment import setup_worker
+from ablate.threads import THREADS_ENV, usable_cores
 
 log = logging.getLogger("ablate")
 
@@ -90,6 +91,8 @@ def _init_worker(slots, threads: int, log_level: int) -> None:
     slot = slots.get()
     if slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot
+    # This worker's share of the cores: what a run with trainer.threads=null trains with.
+    os.environ[THREADS_ENV] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
@@ -99,7 +102,9 @@ def run_pool(fn: Callable[[Any], Any], items: Iterable[Any], slots: list[Optiona
     """Run ``fn(item)`` in ``len(slots)`` spawned workers; yields ``(item, result)`` as they finish."""
     items = list(items)
     n = max(1, min(len(slots), len(items)))
-    threads = max(1, (os.cpu_count() or 1) // n)
+    # The cores this process may use (affinity, cgroup quota), not the machine's: a job given
+    # 4 of 64 cores splits 4.
+    threads = max(1, usable_cores() // n)
     # Not silent: a run without trainer.threads gets this share of the cores, and its numbers
     # can depend on it (result.json records the threads each run used; tables flag a mix).
     log.info("%d worker processes; runs that do not set trainer.threads use %d torch thread%s each",

@@ -79,6 +79,10 @@ def prepare(cfg: DictConfig) -> RunPlan:
     config = to_container(cfg)
     _check_knobs(config)
     trainer = TrainerConfig(**config["trainer"])
+    if trainer.threads is None:  # a bad ABLATE_THREADS is one line now, not a failed run
+        from ablate.threads import default_threads
+
+        default_threads()
     tracking = TrackingConfig(**config["tracking"])
     data_name, data_root, data_kwargs, loader_kwargs = split_config(config["data"])
     try:  # names, options, ranges and the presence of source files: no data is read
@@ -186,8 +190,7 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
     run_dir = files.dir
     mirror = None
     try:
-        if plan.trainer.threads:
-            torch.set_num_threads(plan.trainer.threads)
+        torch.set_num_threads(run_threads(plan.trainer.threads))
         # What a run's numbers depend on besides its config (tables flag cells that mix them).
         record.update(threads=torch.get_num_threads(), device=str(plan.trainer.torch_device()), cpu=cpu_model())
         install_preemption_handlers()
@@ -199,7 +202,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         size = bundle.image_size if isinstance(bundle.image_size, (tuple, list)) else (bundle.image_size, bundle.image_size)
         input_size = (1, bundle.in_chans, *size)
         record.update(params=count_params(model), madds=count_madds(model, input_size), input_size=list(input_size))
-        loader = {"augment": True, **plan.loader_kwargs, "seed": plan.seed, "mean": bundle.mean, "std": bundle.std}
+        loader = {"augment": True, **plan.loader_kwargs, "seed": plan.seed, "mean": bundle.mean, "std": bundle.std,
+                  "pin_memory": plan.trainer.torch_device().type == "cuda"}
         train_loader = make_loader(bundle.train, shuffle=True, **loader)
         val_loader = make_loader(bundle.val, shuffle=False, **{**loader, "augment": False, "drop_last": False})
         start_epoch, history = _resume_point(files, plan.trainer)
@@ -260,6 +264,29 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
     if stop is not None:
         raise stop
     return record
+
+
+def run_threads(threads: Optional[int]) -> int:
+    """The torch CPU threads a run trains with: ``trainer.threads``, or when null the default of
+    :func:`ablate.threads.default_threads` (a launcher's share, ``OMP_NUM_THREADS``, or the cores
+    this process may use: affinity and cgroup quota), logged once per process with its source."""
+    from ablate import threads as cpu
+
+    if threads:
+        return threads
+    n, source = cpu.default_threads()
+    if (n, source, cpu.OPENMP_WAIT) not in _THREADS_LOGGED:
+        _THREADS_LOGGED.add((n, source, cpu.OPENMP_WAIT))
+        why = {"cores": "the cores this process may use"}.get(source, source)
+        wait = {"passive": "idle threads sleep (OMP_WAIT_POLICY=PASSIVE)",
+                "user": "OpenMP wait policy as set in the environment",
+                "late": "idle threads spin: torch was imported before ablate (import ablate first, "
+                        "or set OMP_WAIT_POLICY=PASSIVE)"}[cpu.OPENMP_WAIT]
+        log.info("trainer.threads=null: %d torch thread%s (%s); %s", n, "" if n == 1 else "s", why, wait)
+    return n
+
+
+_THREADS_LOGGED: set = set()  # (threads, source, wait policy) already logged
 
 
 # A disk that is full, over quota or read-only fails every run after this one too.

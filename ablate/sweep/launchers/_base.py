@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
@@ -23,6 +22,7 @@ from ablate.registry import Registry
 from ablate.sweep.environment import capture_env, setup_worker  # noqa: F401  (re-exported)
 from ablate.sweep.packing import device_slots
 from ablate.sweep.runner import PlannedRun
+from ablate.threads import usable_cores
 from ablate.track.lock import RunLocked
 from ablate.track.record import RunRecord
 
@@ -42,8 +42,8 @@ class LauncherConfig:
     workers: Any = 1      # concurrent workers (processes, jobs, tasks); auto = this machine's CPU cores
 
     def __post_init__(self) -> None:
-        if self.workers == "auto":  # one worker per CPU core this process may use
-            self.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if self.workers == "auto":  # one worker per CPU core this process may use (affinity, cgroup quota)
+            self.workers = usable_cores()
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise ConfigError(f"launcher.workers={self.workers!r}; allowed: an integer >= 1 or auto")
 
