@@ -11,12 +11,24 @@ Defaults without surprises:
 - ``mean``/``std: null`` are computed from the training images, not borrowed from ImageNet;
 - ``in_memory: auto`` decodes both splits once into a :class:`TensorImageDataset` (the
   loader's fast path, as for ``arrays``) when they fit in ``IN_MEMORY_LIMIT`` bytes, and
-  streams them from disk through a DataLoader otherwise. Both paths decode with the same
-  function and the loader draws the same batches on both, so they give the same numbers.
+  streams them from disk through a DataLoader otherwise (``num_workers`` processes, kept
+  alive across epochs). Both paths decode with the same function and the loader draws the
+  same batches on both, so they give the same numbers.
+- ``cache_dir`` (``${paths.cache_dir}`` in a run's config: ``<ABLATE_HOME>/cache``) keeps the
+  decoded arrays of the in-memory path on disk, so the next run of a sweep, in this process
+  or another, loads them instead of decoding every file again. A cache file is named by a
+  digest of the decode options and of every image's name, size, mtime and label (the
+  dataset fingerprint's metadata), so a changed, added or removed image is a miss and a new
+  file; a file that does not load is set aside (``*.damaged-<time>``) and rebuilt. It is
+  never written inside the data folder, and it is only a cache: deleting the dir is safe;
+  ``ABLATE_CACHE=off`` turns it off with ablate's other caches.
 """
 from __future__ import annotations
 
+import logging
 import os
+import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -26,7 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ablate.data._checks import IMAGE_EXTENSIONS, check_image_size, check_optional_int, check_stats
-from ablate.data._fingerprint import digest, tree_lines
+from ablate.data._fingerprint import digest, stat_line, tree_lines
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import (
     TensorImageDataset,
@@ -36,12 +48,17 @@ from ablate.data.tensor import (
     stats_from_histograms,
 )
 from ablate.errors import ConfigError
+from ablate.io import atomic_write, set_aside
+from ablate.threads import usable_cores
 
 # `in_memory: auto` decodes into memory up to this many uint8 bytes (train + val): 2 GiB.
 IN_MEMORY_LIMIT = 2 * 1024**3
 # Images per class folder, and class folders per split, whose headers the pre-flight opens.
 _SAMPLE_PER_CLASS, _SAMPLE_CLASSES = 2, 8
 _LAYOUT = "expected <root>/train/<class>/*.png and <root>/val/<class>/*.png"
+# Bump when the decode changes what bytes an image gives: every older cache file then misses.
+CACHE_VERSION = 1
+log = logging.getLogger("ablate")
 
 
 def _size_error(owner: str, a: tuple[Path, tuple[int, int]], b: tuple[Path, tuple[int, int]]) -> ValueError:
@@ -168,7 +185,7 @@ def _check_in_memory(owner: str, value: Any) -> Any:
 
 
 def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: int, n_train, n_val, mean,
-                       std, in_memory) -> dict:
+                       std, in_memory, cache_dir=None) -> dict:
     """Options, the two split dirs and a few image headers (fast); returns normalised options."""
     owner = "imagefolder"
     size = None if image_size is None else check_image_size(owner, image_size)
@@ -179,6 +196,8 @@ def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: in
     mean = None if mean is None else check_stats(owner, "mean", mean, in_chans, positive=False)
     std = None if std is None else check_stats(owner, "std", std, in_chans, positive=True)
     in_memory = _check_in_memory(owner, in_memory)
+    if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
+        raise ConfigError(f"{owner}: cache_dir={cache_dir!r} is not allowed; expected a path or null (no disk cache)")
     if root is None:
         raise ConfigError(f"{owner}: root=None is not allowed; expected a dir holding train/ and val/")
     for split in ("train", "val"):
@@ -195,15 +214,15 @@ def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: in
 
 def _ordered_map(fn: Callable[[int], Any], n: int, chunk: int = 512) -> Iterator[Any]:
     """``fn(i)`` for i in 0..n-1, in order, on a few threads (PIL decodes without the GIL)."""
-    workers = min(8, os.cpu_count() or 1)
+    workers = min(8, usable_cores())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for lo in range(0, n, chunk):
             yield from pool.map(fn, range(lo, min(lo + chunk, n)))
 
 
 def _decode_all(owner: str, samples: list[tuple[Path, int]], in_chans: int, size: tuple[int, int],
-                resize: bool, reference: Path) -> TensorImageDataset:
-    """Decode a split once into memory (the in-memory path)."""
+                resize: bool, reference: Path) -> np.ndarray:
+    """Decode a split once into memory (the in-memory path): uint8 N,C,H,W."""
     out = np.empty((len(samples), in_chans, *size), dtype=np.uint8)
     expect = None if resize else (reference, size)
 
@@ -212,7 +231,103 @@ def _decode_all(owner: str, samples: list[tuple[Path, int]], in_chans: int, size
 
     for _ in _ordered_map(one, len(samples)):
         pass
-    return TensorImageDataset(out, np.array([label for _, label in samples], dtype=np.int64))
+    return out
+
+
+def _labels(samples: list[tuple[Path, int]]) -> np.ndarray:
+    return np.array([label for _, label in samples], dtype=np.int64)
+
+
+def cache_file(cache_dir: Path, root: Path, splits: dict[str, list[tuple[Path, int]]], in_chans: int,
+               size: tuple[int, int], resize: bool) -> Path:
+    """Where the decoded arrays of ``splits`` live in ``cache_dir``: named by a digest of the
+    decode options and of every image's relative name, size, mtime and label (one ``stat``
+    per file, no decoding), so any change to the images or how they are read is another file."""
+    lines = [f"imagefolder decoded v{CACHE_VERSION}", f"in_chans={in_chans}", f"size={size[0]}x{size[1]}",
+             f"resize={resize}"]
+    for split, samples in splits.items():
+        lines.append(f"[{split}]")
+        lines += [f"{stat_line(root, p)}\t{label}" for p, label in samples]
+    return Path(cache_dir) / "imagefolder" / f"{digest(lines)}.npz"
+
+
+def _read_cache(path: Path, splits: dict[str, list[tuple[Path, int]]], shape: tuple[int, ...]) -> dict | None:
+    """The cached arrays of ``splits`` (``{split: uint8 N,C,H,W}``), or None on a miss. A file
+    that does not load or does not hold what its name promises is set aside; the caller rebuilds."""
+    try:
+        with np.load(path, allow_pickle=False) as z:  # zip CRCs catch a garbled member
+            out = {split: z[f"x_{split}"] for split in splits}
+            labels = {split: z[f"y_{split}"] for split in splits}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("imagefolder cache %s does not load (%s: %s); decoding again",
+                    path, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        _set_aside(path)
+        return None
+    for split, samples in splits.items():
+        x, y = out[split], labels[split]
+        if x.dtype != np.uint8 or x.shape != (len(samples), *shape) or not np.array_equal(y, _labels(samples)):
+            log.warning("imagefolder cache %s holds other data than its name says (%s: %s %s); decoding again",
+                        path, split, x.dtype, x.shape)
+            _set_aside(path)
+            return None
+    return out
+
+
+def _set_aside(path: Path) -> None:
+    try:
+        set_aside(path)
+    except OSError as exc:  # gone already (another process set it aside) or a read-only cache
+        log.warning("imagefolder cache %s: cannot set it aside (%s)", path, exc)
+
+
+def _write_cache(path: Path, arrays: dict[str, np.ndarray], splits: dict[str, list[tuple[Path, int]]]) -> bool:
+    """Write the decoded arrays atomically (a reader sees no file or the whole one); a cache
+    that cannot be written (full or read-only disk) is a warning, never a failed run."""
+    members = {**{f"x_{k}": v for k, v in arrays.items()}, **{f"y_{k}": _labels(s) for k, s in splits.items()}}
+    try:
+        atomic_write(path, lambda fh: np.savez(fh, **members), mode="wb", fsync=False)
+    except OSError as exc:
+        log.warning("imagefolder cache %s not written (%s); the next run decodes the images again", path, exc)
+        return False
+    return True
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _decode_splits(owner: str, root: Path, splits: dict[str, list[tuple[Path, int]]], in_chans: int,
+                   size: tuple[int, int], resize: bool, cache_dir: Path | None) -> tuple[dict, dict]:
+    """Both splits decoded into memory, from ``cache_dir`` when it holds them (else decoded and
+    stored there); returns ``({split: TensorImageDataset}, info)``."""
+    reference = splits["train"][0][0]
+    path, cached = None, None
+    if os.environ.get("ABLATE_CACHE", "").strip().lower() in ("off", "0", "false", "no"):
+        cache_dir = None  # every cache of ablate off (ablate/cache.py)
+    if cache_dir is not None and _inside(cache_dir, root):
+        log.info("imagefolder: cache_dir %s is inside the data folder %s; not caching there", cache_dir, root)
+    elif cache_dir is not None:
+        path = cache_file(cache_dir, root, splits, in_chans, size, resize)
+        cached = _read_cache(path, splits, (in_chans, *size))
+    n = sum(len(samples) for samples in splits.values())
+    if cached is not None:
+        arrays, state = cached, "hit"
+        log.info("imagefolder: %d images from the decoded cache %s", n, path)
+    else:
+        t0 = time.perf_counter()
+        arrays = {split: _decode_all(owner, samples, in_chans, size, resize, reference)
+                  for split, samples in splits.items()}
+        state = "off" if path is None else ("written" if _write_cache(path, arrays, splits) else "not written")
+        if state == "written":
+            log.info("imagefolder: decoded %d images in %.1fs; cached in %s", n, time.perf_counter() - t0, path)
+    datasets = {split: TensorImageDataset(arrays[split], _labels(samples)) for split, samples in splits.items()}
+    return datasets, {"cache": state, **({"cache_file": str(path)} if path is not None else {})}
 
 
 def _streamed_stats(owner: str, samples: list[tuple[Path, int]], in_chans: int, size: tuple[int, int],
@@ -244,7 +359,7 @@ def _fingerprint_imagefolder(*, root: Path, **_: Any) -> str:
 def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | None = None, in_chans: int = 3,
                 n_train: int | None = None, n_val: int | None = None,
                 mean: list[float] | None = None, std: list[float] | None = None,
-                in_memory: str | bool = "auto") -> DataBundle:
+                in_memory: str | bool = "auto", cache_dir: str | None = None) -> DataBundle:
     """Images from ``<root>/train`` and ``<root>/val`` (see the module docstring for defaults).
 
     ``mean``/``std`` null are computed from the training images (after ``n_train``); give
@@ -253,7 +368,7 @@ def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | N
     """
     owner = "imagefolder"
     opts = _check_imagefolder(root=root, seed=seed, image_size=image_size, in_chans=in_chans, n_train=n_train,
-                              n_val=n_val, mean=mean, std=std, in_memory=in_memory)
+                              n_val=n_val, mean=mean, std=std, in_memory=in_memory, cache_dir=cache_dir)
     size, resize = opts["size"], opts["size"] is not None
     train, classes = scan_split(owner, Path(root) / "train", None)
     val, _ = scan_split(owner, Path(root) / "val", classes)
@@ -265,9 +380,11 @@ def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | N
         size = _header_size(owner, train[0][0])
     nbytes = (len(train) + len(val)) * in_chans * size[0] * size[1]
     memory = opts["in_memory"] is True or (opts["in_memory"] == "auto" and nbytes <= IN_MEMORY_LIMIT)
+    cache: dict = {}
     if memory:
-        train_ds = _decode_all(owner, train, in_chans, size, resize, train[0][0])
-        val_ds = _decode_all(owner, val, in_chans, size, resize, train[0][0])
+        decoded, cache = _decode_splits(owner, Path(root), {"train": train, "val": val}, in_chans, size, resize,
+                                        None if cache_dir is None else Path(cache_dir))
+        train_ds, val_ds = decoded["train"], decoded["val"]
         computed = channel_stats(train_ds.images) if opts["mean"] is None or opts["std"] is None else None
     else:
         if not resize:  # a size mismatch must fail now, not in the middle of an epoch
@@ -283,5 +400,5 @@ def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | N
         train=train_ds, val=val_ds, num_classes=len(classes), in_chans=in_chans,
         image_size=size[0] if size[0] == size[1] else size, class_names=classes,
         mean=mean, std=std, name=owner,
-        info={"source": str(root), "in_memory": memory, "decoded_bytes": nbytes, "resized": resize},
+        info={"source": str(root), "in_memory": memory, "decoded_bytes": nbytes, "resized": resize, **cache},
     )

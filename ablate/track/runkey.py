@@ -32,6 +32,7 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "data.val_path",
     "data.num_workers",
     "data.in_memory",  # the same batches whether an image folder is decoded once or streamed
+    "data.cache_dir",  # where decoded images are cached: the same bytes as decoding them
     "trainer.device",
     "trainer.threads",
     "trainer.checkpoint",
