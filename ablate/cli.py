@@ -196,11 +196,15 @@ def profile_main(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--repeats", type=int, default=20, help="timed batch-1 forward passes (median reported)")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure every model again (by default a model already profiled with the same threads, "
+                        "device and repeats by the same model code is read from its record)")
     p.add_argument("--plan", action="store_true", help="also print each model's attention insertion plan")
     args = p.parse_intermixed_args(argv)
     from ablate.profile import ProfileSettings, profile
 
-    settings = ProfileSettings(args.input_size, args.num_classes, 3, args.threads, args.device, args.repeats)
+    settings = ProfileSettings(args.input_size, args.num_classes, 3, args.threads, args.device, args.repeats,
+                               remeasure=args.remeasure)
     return profile(args.overrides, settings, multirun=args.multirun, sweep=args.sweep, plan=args.plan)
 
 

@@ -56,7 +56,7 @@ def _exit_status(ran) -> int:
     """1 when a run this launch trained did not finish (failed, or stopped to be resumed)."""
     if not ran:
         return 0
-    store = ran[0].plan.store
+    store = ran[0].store
     bad = [(r.key, store.status(r.key)) for r in ran if store.status(r.key) not in ("completed", "diverged", "pruned")]
     if bad:
         shown = ", ".join(f"{k} {s or 'missing'}" for k, s in bad[:5]) + (", ..." if len(bad) > 5 else "")
@@ -124,27 +124,54 @@ def status(name: str, overrides: list[str], *, watch: bool = False, interval: fl
 
 def show_table(spec_name: str, overrides: list[str] | tuple = (), *, formats: Optional[list[str]] = None,
                wandb: Optional[str] = None, out: Optional[str] = None) -> int:
-    """Build a table from the results store (or W&B), print it and write its formats."""
-    from ablate.report import build_table, load_table_spec
-    from ablate.report.formats import write_table
-    from ablate.report.render import print_table
-    from ablate.report.sources import project_paths, sequential_state, table_records, wandb_source
+    """Build a table from the results store (or W&B), print it and write its formats.
+
+    A table whose inputs have not changed since it was last built comes from the table cache
+    (``ablate.report.table_cache``): printed and written the same, without pandas or scipy."""
+    from ablate.report import load_table_spec
+    from ablate.report import table_cache
+    from ablate.report.formats import write_texts
+    from ablate.report.render import print_cells
+    from ablate.report.sources import project_paths
 
     spec = load_table_spec(spec_name)
     paths = project_paths(list(overrides))
-    records, expected, store = table_records(spec, wandb_source(wandb), paths)
+    out_dir = out or paths.tables_dir
     planned = _grid_sweep_file(spec.sweep)
+    key = table_cache.table_key(spec, planned, paths, formats, out_dir) if wandb is None else None
+    hit = table_cache.lookup(key)
+    if hit is not None:
+        cells, texts = hit["cells"], hit["texts"]
+    else:
+        built = _build_table(spec, paths, planned, formats, wandb)
+        if built is None:
+            return 1
+        cells, texts = built
+        table_cache.save(key, cells, texts)
+    print_cells(**cells)
+    for path in write_texts(out_dir, spec.name, texts):
+        print(f"wrote {path}")
+    return 0
+
+
+def _build_table(spec, paths, planned, formats: Optional[list[str]], wandb: Optional[str]):
+    """(cells, texts) of a freshly built table, or None (said in one line) when no run of it
+    has a record yet."""
+    from ablate.report.sources import sequential_state, table_records, wandb_source
+
+    records, expected, store = table_records(spec, wandb_source(wandb), paths)
     if not records:  # nothing to tabulate: say so in one line, write no empty table
         print(f"ablate: {_no_runs_yet(spec, planned, expected, store)}", file=sys.stderr)
-        return 1
+        return None
+    from ablate.report import build_table
+    from ablate.report.formats import render_all
+    from ablate.report.render import table_cells
+
     # Without a manifest (the sweep was not launched from here), the sweep file says which seeds
     # each cell should have: a cell lacking some counts them as missing.
     seeds = planned.seeds if planned is not None and expected is None else None
     table = build_table(spec, records, expected, sequential=sequential_state(paths, spec.sweep), seeds=seeds)
-    print_table(table)
-    for path in write_table(table, out or paths.tables_dir, formats):
-        print(f"wrote {path}")
-    return 0
+    return table_cells(table), render_all(table, formats)
 
 
 def _grid_sweep_file(name: Optional[str]):

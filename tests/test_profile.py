@@ -54,3 +54,25 @@ def test_profile_bad_input(argv, words, home, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and all(w in err for w in words), err
     assert not (home / "outputs" / "profiles").exists()
+
+
+def test_profile_measures_each_model_once_until_its_config_or_settings_change(home, monkeypatch):
+    """The profile records are the cache: a second call measures nothing and reports the same
+    numbers; a changed config, other threads or --remeasure measure again."""
+    import ablate.models.complexity as complexity
+
+    measured = []
+    real = complexity.profile_model
+    monkeypatch.setattr(complexity, "profile_model", lambda *a, **k: measured.append(1) or real(*a, **k))
+    args = ["profile", "-m", "model=mobilenet_v2_tiny", "attention=none,ca", "model.stem=small", "--repeats", "1"]
+    csv = home / "outputs" / "tables" / "profile.csv"
+    assert main(args) == 0 and len(measured) == 2
+    first = pd.read_csv(csv)
+    assert main(args) == 0 and len(measured) == 2  # nothing measured again
+    pd.testing.assert_frame_equal(pd.read_csv(csv), first)  # the same latency, read from the records
+    assert main([*args, "model.width=0.5"]) == 0 and len(measured) == 4  # a config change: new models
+    assert main([*args, "--threads", "2"]) == 0 and len(measured) == 6  # measured another way
+    assert main([*args, "--remeasure"]) == 0 and len(measured) == 8
+    assert main(args) == 0 and len(measured) == 8
+    # the re-measured record replaced the first one, which is kept under attempts/
+    assert list((home / "outputs" / "profiles").glob("*/attempts/result-*.json"))

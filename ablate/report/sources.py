@@ -32,9 +32,9 @@ def wandb_source(text: Optional[str]) -> Optional[str]:
 
 def project_paths(overrides: list[str] | tuple = ()) -> Any:
     """The ``paths`` config group (``paths.*`` overrides applied; others ignored)."""
-    from ablate.config import compose
+    from ablate.config import paths_config
 
-    return compose([o for o in overrides if o.startswith("paths.")]).paths
+    return paths_config(overrides)
 
 
 def read_sweep_manifest(paths: Any, sweep: Optional[str]) -> Optional[SweepManifest]:

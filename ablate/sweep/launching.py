@@ -45,16 +45,17 @@ def launch_grid(spec, overrides: list[str], *, dry_run: bool = False, seeds_by_c
 
     runs = plan_sweep(spec, overrides, seeds_by_cell)
     todo = pending(runs)
-    first = runs[0].plan.config
+    first = runs[0].config
     launcher = get_launcher(first["launcher"])
     launcher.check_runs(todo)
     log.info("sweep %s: %d runs, %d to run, launcher %s", spec.name, len(runs), len(todo), launcher.name)
     if dry_run:  # run nothing, change nothing: the manifest is a launch's record
         for r in runs:
-            print(f"{r.key}  {r.plan.store.status(r.key) or 'missing':10s} {' '.join(r.overrides)}")
+            print(f"{r.key}  {r.store.status(r.key) or 'missing':10s} {' '.join(r.overrides)}")
         return Launched(runs, [])
     write_manifest(spec, runs, first["paths"]["sweeps_dir"], overrides, sequential=sequential)
-    launcher.launch(todo)
+    if todo:  # nothing to run starts nothing (no worker pool, no cluster check)
+        launcher.launch(todo)
     return Launched(runs, todo)
 
 
@@ -85,7 +86,7 @@ def launch_rounds(spec, overrides: list[str] | tuple, look: Look, *, design: dic
     overrides = list(overrides)
     cells = spec.cells(overrides)
     runs = plan_sweep(spec, overrides)  # every run validated before any compute
-    sweeps_dir = runs[0].plan.config["paths"]["sweeps_dir"]
+    sweeps_dir = runs[0].config["paths"]["sweeps_dir"]
     state = _resume(SweepManifest.read(sweeps_dir, spec.name), design, cells, spec.seeds)
     while True:
         seeds = {c: state["seeds"][cell_id(c)] for c in cells}
@@ -95,13 +96,13 @@ def launch_rounds(spec, overrides: list[str] | tuple, look: Look, *, design: dic
             if todo:
                 print(f"{len(planned)} runs planned, {len(todo)} to run before the next look:")
                 for r in planned:
-                    print(f"{r.key}  {'to run' if r in todo else r.plan.store.status(r.key):10s} {' '.join(r.overrides)}")
+                    print(f"{r.key}  {'to run' if r in todo else r.store.status(r.key):10s} {' '.join(r.overrides)}")
                 return state
             done = Launched(planned, [])
         else:
             done = launch_grid(spec, overrides, seeds_by_cell=seeds, sequential=state)
-        store = done.runs[0].plan.store
-        infos = [{"run_key": r.key, "config": r.plan.config, "overrides": r.overrides,
+        store = done.runs[0].store
+        infos = [{"run_key": r.key, "config": r.config, "overrides": r.overrides,
                   "cell": cell_id(tuple(o for o in r.overrides if not o.startswith(("seed=", "sweep="))))}
                  for r in done.runs]
         records = [rec for rec in (store.get(r.key) for r in done.runs) if rec is not None]

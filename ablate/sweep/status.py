@@ -24,9 +24,9 @@ FINAL = ("completed", "failed", "diverged", "pruned")
 
 
 def _paths(overrides: list[str] | tuple):
-    from ablate.config import compose
+    from ablate.config import paths_config
 
-    return compose([o for o in overrides if o.startswith("paths.")]).paths
+    return paths_config(overrides)
 
 
 def slurm_states(sweep_dir: Path) -> dict[str, str]:
@@ -46,14 +46,12 @@ def slurm_states(sweep_dir: Path) -> dict[str, str]:
 
 def sweep_status(name: str, overrides: list[str] | tuple = (), storage: Optional[str] = None) -> dict:
     """Counts per state (``STATES``), totals, and for a study the best trial lines."""
-    from ablate.sweep.runner import read_manifest
+    from ablate.track.manifest import SweepManifest
     from ablate.track.store import RunDirStore
 
     paths = _paths(overrides)
-    manifest = read_manifest(paths.sweeps_dir, name)
+    manifest = SweepManifest.read(paths.sweeps_dir, name)
     if manifest is None:
-        from ablate.track.manifest import SweepManifest
-
         launched = SweepManifest.launched(paths.sweeps_dir)
         raise ConfigError(f"sweep {name!r} has not been launched (no manifest in {paths.sweeps_dir}); "
                          f"allowed: {', '.join(launched) or '(none launched yet)'}")

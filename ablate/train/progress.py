@@ -15,15 +15,13 @@ import logging
 import os
 import sys
 from contextlib import ExitStack, contextmanager
-from typing import Optional
-
-from rich.console import Console
-from rich.file_proxy import FileProxy
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Column
-from rich.text import Text
+from typing import TYPE_CHECKING, Optional
 
 from ablate.errors import ConfigError
+
+if TYPE_CHECKING:  # rich is imported where a bar is drawn: `ablate status` and friends need none of it
+    from rich.console import Console
+    from rich.progress import Progress
 
 ENV = "ABLATE_PROGRESS"
 MODES = ("auto", "bar", "plain")
@@ -42,6 +40,8 @@ def bar_console() -> Optional[Console]:
     mode = progress_mode()
     if mode == "plain":
         return None
+    from rich.console import Console
+
     console = Console(file=sys.stdout, force_terminal=True if mode == "bar" else None)
     return console if console.is_terminal else None
 
@@ -62,9 +62,12 @@ class StepBar:
     def __enter__(self) -> "StepBar":
         if self.console is None:
             return self
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.table import Column
+
         self._progress = Progress(  # fits 80 columns: the bar takes what the others leave
             TextColumn("[bold]{task.description}"), TextColumn("ep {task.fields[epoch]}"), BarColumn(bar_width=None),
-            MofNCompleteColumn(), RateColumn(table_column=Column(no_wrap=True)), TextColumn("eta"), TimeRemainingColumn(compact=True),
+            MofNCompleteColumn(), rate_column()(table_column=Column(no_wrap=True)), TextColumn("eta"), TimeRemainingColumn(compact=True),
             TextColumn("{task.fields[metrics]}"),
             console=self.console, redirect_stdout=False, redirect_stderr=False,
         )
@@ -95,17 +98,32 @@ class StepBar:
         self._progress.update(self._task, **fields)
 
 
-class RateColumn(ProgressColumn):
-    """Steps per second over rich's recent samples (``?`` until it has two)."""
+def rate_column() -> type:
+    """The ``RateColumn`` class (a rich ``ProgressColumn``; made on first use, with rich)."""
+    global RateColumn
+    if RateColumn is None:
+        from rich.progress import ProgressColumn
+        from rich.text import Text
 
-    def render(self, task) -> Text:
-        return Text("? it/s" if task.speed is None else f"{task.speed:.1f} it/s")
+        class _RateColumn(ProgressColumn):
+            """Steps per second over rich's recent samples (``?`` until it has two)."""
+
+            def render(self, task) -> Text:
+                return Text("? it/s" if task.speed is None else f"{task.speed:.1f} it/s")
+
+        RateColumn = _RateColumn
+    return RateColumn
+
+
+RateColumn: Optional[type] = None
 
 
 @contextmanager
 def _logs_through(console: Console):
     """Route the log handlers (root, ``ablate``, ``hydra``) that write to a terminal or to the
     bar's own stream through ``console``, so their lines print above the bar."""
+    from rich.file_proxy import FileProxy
+
     swapped = []
     for name in (None, "ablate", "hydra"):
         for handler in logging.getLogger(name).handlers:

@@ -16,7 +16,7 @@ from ablate.report.kinds import TABLE_FORMATS
 if TYPE_CHECKING:
     from ablate.report.table import Table
 
-__all__ = ["TABLE_FORMATS", "check_formats", "render", "write_table"]
+__all__ = ["TABLE_FORMATS", "check_formats", "render", "render_all", "write_table", "write_texts"]
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
@@ -30,12 +30,21 @@ def render(table: "Table", fmt: str) -> str:
 
 def write_table(table: "Table", out_dir: str | Path, formats: Optional[Iterable[str]] = None) -> list[Path]:
     """Write ``<out_dir>/<name>.<fmt>`` for each format (default: the spec's); returns the paths."""
+    return write_texts(out_dir, table.spec.name, render_all(table, formats))
+
+
+def render_all(table: "Table", formats: Optional[Iterable[str]] = None) -> dict[str, str]:
+    """Each format's text (default: the spec's formats), in order."""
+    return {fmt: render(table, fmt) for fmt in check_formats(formats if formats is not None else table.spec.formats)}
+
+
+def write_texts(out_dir: str | Path, name: str, texts: dict[str, str]) -> list[Path]:
+    """Write ``<out_dir>/<name>.<fmt>`` for each rendered format (atomically); returns the paths."""
     from ablate.io import atomic_write
 
     paths = []
-    for fmt in check_formats(formats if formats is not None else table.spec.formats):
-        path = Path(out_dir) / f"{table.spec.name}.{fmt}"
-        text = render(table, fmt)
+    for fmt, text in texts.items():
+        path = Path(out_dir) / f"{name}.{fmt}"
         atomic_write(path, lambda fh: fh.write(text))
         paths.append(path)
     return paths

@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Iterable
 
-import pandas as pd
-
 from ablate.report.kinds import TABLE_FORMATS
 
 if TYPE_CHECKING:
@@ -51,6 +49,8 @@ def _latex_symbols(text: str) -> str:
 
 def _styler(table: "Table", escape: str, symbols=None):
     """A Styler over ``display`` with bold cells as CSS and the index hidden."""
+    import pandas as pd  # here, not at import: specs validate format names without pandas
+
     df = table.display
     mark = table.bold.to_numpy()
     fmt = (lambda s: symbols(str(s))) if symbols else (lambda s: str(s))
@@ -96,6 +96,8 @@ def to_latex(table: "Table") -> str:
     """A booktabs ``table`` (``table*`` with ``wide: true``): caption, label ``tab:<name>``, the
     compact table (see the module's docstring) shrunk to the line width only if wider, footnotes
     under the rules."""
+    import pandas as pd
+
     table = table.compact()
     st = _styler(table, "latex", _latex_symbols)
     if not table.spec.wide or table.pivot:  # a column or many column groups: stack intervals and deltas
