@@ -1,0 +1,39 @@
+"""Helpers shared by the strip-pooling kinds of timm's coord_attn.py (``ca_simple``, ``ela``, ``strip``).
+
+Knob checks (one-line ``ConfigError`` naming the value and the allowed ones) and the pair of
+1-D depthwise convs that ELA and Strip attention run along each strip.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ablate.errors import ConfigError
+from ablate.models.attention._common import check_positive
+
+ACTS = ("hswish", "relu", "relu6", "silu", "gelu", "sigmoid")
+GATES = ("sigmoid", "hsigmoid")
+
+
+def check_flag(name: str, value) -> bool:
+    """``value`` if it is a bool (YAML true/false); else a one-line ``ConfigError``."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"invalid {name} {value!r}; allowed: false, true")
+    return value
+
+
+def check_odd_kernel(kernel_size) -> int:
+    """``kernel_size`` if it is an odd integer > 0 (an even one would change the strip's length)."""
+    check_positive("kernel_size", kernel_size)
+    if kernel_size % 2 == 0:
+        raise ConfigError(f"invalid kernel_size {kernel_size}; allowed: an odd integer > 0")
+    return int(kernel_size)
+
+
+def strip_convs(channels: int, kernel_size: int, bias: bool) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """Depthwise (k, 1) conv along H for the (N,C,H,1) strip and (1, k) along W for the (N,C,1,W)
+    strip, zero-padded to keep the length (timm's ``conv_h`` / ``conv_w``)."""
+    pad = kernel_size // 2
+    conv_h = nn.Conv2d(channels, channels, (kernel_size, 1), padding=(pad, 0), groups=channels, bias=bias)
+    conv_w = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, pad), groups=channels, bias=bias)
+    return conv_h, conv_w
