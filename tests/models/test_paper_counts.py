@@ -33,6 +33,14 @@ PINNED = {
     ("mobilenet_v2", 1.0, "se"): (3_890_136, 303_052_544, 301_152_128),  # SE/CBAM min_mid 8 (CA's floor)
     ("mobilenet_v2", 1.0, "cbam"): (3_891_736, 306_329_632, 302_528_800),
     ("mobilenet_v2", 1.0, "ca"): (3_950_648, 310_467_200, 306_666_368),
+    # timm's coord_attn.py variants (not in the paper). The 16 slots' channels sum to 7104
+    # (96 + 2*144 + 3*192 + 4*384 + 3*576 + 3*960): ela adds 18 per channel (two 7-tap
+    # depthwise + two GroupNorm affines), strip 6 (two 3-tap depthwise); ca_simple adds
+    # 3*C*mid + mid + 2*C per slot with mid = make_divisible(C/6, 8): 2,271,008 in all.
+    ("mobilenet_v2", 1.0, "ca_timm"): (4_072_264, 312_101_504, 308_300_672),
+    ("mobilenet_v2", 1.0, "ca_simple"): (3_504_872 + 2_271_008, 332_049_152, 330_148_736),
+    ("mobilenet_v2", 1.0, "ela"): (3_504_872 + 18 * 7104, 305_873_408, 302_072_576),
+    ("mobilenet_v2", 1.0, "strip"): (3_504_872 + 6 * 7104, 303_231_104, 301_330_688),
     ("mobilenet_v2", 0.75, "none"): (2_636_424, 209_069_792, 209_069_792),
     ("mobilenet_v2", 0.75, "ca"): (2_891_631, 215_932_256, 212_648_864),
     ("mobilenet_v2", 0.5, "none"): (1_968_680, 97_131_840, 97_131_840),
