@@ -25,6 +25,7 @@ Defaults without surprises:
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import time
@@ -38,7 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ablate.data._checks import IMAGE_EXTENSIONS, check_image_size, check_optional_int, check_stats
-from ablate.data._fingerprint import digest, stat_line, tree_lines
+from ablate.data._fingerprint import digest, tree_lines
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import (
     TensorImageDataset,
@@ -124,6 +125,10 @@ class ImageFolderDataset(Dataset):
         return torch.from_numpy(decode_image(path, self.in_chans, size, expect=expect)), label
 
 
+def _name(path: Path) -> str:
+    return path.name
+
+
 def scan_split(owner: str, folder: Path, classes: tuple[str, ...] | None) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
     """(samples, class names) under ``folder/<class>/``; ``classes`` fixes the label map."""
     if not folder.is_dir():
@@ -136,7 +141,8 @@ def scan_split(owner: str, folder: Path, classes: tuple[str, ...] | None) -> tup
         raise ConfigError(f"{owner}: class {extra[0]!r} in {folder} is not in the train split; "
                          f"allowed: {', '.join(classes)}")
     index = {c: i for i, c in enumerate(classes)}
-    samples = [(p, index[c]) for c in found for p in sorted((folder / c).iterdir())
+    # Sorted by name (siblings: the order Path comparison gives, ~10x faster on 10k files).
+    samples = [(p, index[c]) for c in found for p in sorted((folder / c).iterdir(), key=_name)
                if p.suffix.lower() in IMAGE_EXTENSIONS]
     if not samples:
         raise FileNotFoundError(f"{owner}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}/<class>/")
@@ -157,13 +163,13 @@ def _header_size(owner: str, path: Path) -> tuple[int, int]:
 
 def _sample_paths(folder: Path) -> list[Path]:
     """A few image paths spread over the class folders: what the pre-flight opens."""
-    classes = sorted(d for d in folder.iterdir() if d.is_dir())
+    classes = sorted((d for d in folder.iterdir() if d.is_dir()), key=_name)
     if len(classes) > _SAMPLE_CLASSES:
         classes = [classes[i] for i in np.linspace(0, len(classes) - 1, _SAMPLE_CLASSES).round().astype(int)]
     out = []
     for d in classes:
-        images = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        out += images[:_SAMPLE_PER_CLASS]
+        out += heapq.nsmallest(_SAMPLE_PER_CLASS, (p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
+                               key=_name)
     return out
 
 
@@ -247,8 +253,19 @@ def cache_file(cache_dir: Path, root: Path, splits: dict[str, list[tuple[Path, i
              f"resize={resize}"]
     for split, samples in splits.items():
         lines.append(f"[{split}]")
-        lines += [f"{stat_line(root, p)}\t{label}" for p, label in samples]
+        for p, label in samples:  # stat_line's fields, without pathlib's per-file cost
+            st = os.stat(p)
+            lines.append(f"{_relative(root, p)}\t{st.st_size}\t{st.st_mtime_ns}\t{label}")
     return Path(cache_dir) / "imagefolder" / f"{digest(lines)}.npz"
+
+
+def _relative(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` with POSIX slashes (a string slice when ``path`` was built
+    under ``root``, as the scan builds them)."""
+    base, full = str(root), str(path)
+    if os.sep == "/" and full.startswith(base + "/"):
+        return full[len(base) + 1:]
+    return path.relative_to(root).as_posix()
 
 
 def _read_cache(path: Path, splits: dict[str, list[tuple[Path, int]]], shape: tuple[int, ...]) -> dict | None:
