@@ -68,6 +68,8 @@ def resolve_storage_url(url: Optional[str], sweep_dir: str | Path) -> str:
         for driver in ("psycopg2", "psycopg"):
             if importlib.util.find_spec(driver) is not None:
                 return f"postgresql+{driver}://" + url[len("postgresql://"):]
+        raise ConfigError(f"storage {redact(url)} needs a PostgreSQL driver (psycopg2 or psycopg); "
+                          "allowed: pip install 'ablate[cluster]', or a journal/sqlite storage")
     return url
 
 
