@@ -22,12 +22,12 @@ relations, which is why the alignment task can use them.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from ablate.data._checks import check_bool, check_int, check_stats
 from ablate.data.tensor import TensorImageDataset
@@ -41,19 +41,26 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int, hflip: bool) -> torch.Tensor:
-    """Random crop with zero padding + horizontal flip on a uint8 batch N,C,H,W, per sample."""
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int, hflip: bool,
+                  part: Optional[tuple[int, int, int]] = None) -> torch.Tensor:
+    """Random crop with zero padding + horizontal flip on a uint8 batch N,C,H,W, per sample.
+
+    ``part=(lo, hi, total)``: ``x`` is samples ``lo:hi`` of a batch of ``total`` (one rank's
+    share of a global batch): the draws are made for all ``total`` samples, in the same sequence,
+    and ``x`` gets its slice of them, so each sample is augmented as in the whole batch.
+    """
     n, _, h, w = x.shape
+    lo, hi, total = part if part is not None else (0, n, n)
     if pad > 0:
         padded = F.pad(x, (pad, pad, pad, pad))
-        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        oy = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[lo:hi]
+        ox = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[lo:hi]
         rows = (oy[:, None] + torch.arange(h))[:, :, None]  # N,H,1
         cols = (ox[:, None] + torch.arange(w))[:, None, :]  # N,1,W
         # Advanced indices around a slice put the broadcast dims first: result is N,H,W,C.
         x = padded[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
     if hflip:
-        flip = torch.rand(n, generator=generator) < 0.5
+        flip = torch.rand(total, generator=generator)[lo:hi] < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x.contiguous()
 
@@ -62,10 +69,13 @@ class _EpochLoader:
     """Shared state of both loaders: epoch, order, normalisation, augmentation settings."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, augment: bool,
-                 mean: Sequence[float], std: Sequence[float], drop_last: bool, pad: int, hflip: bool):
+                 mean: Sequence[float], std: Sequence[float], drop_last: bool, pad: int, hflip: bool,
+                 rank: int = 0, world_size: int = 1):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.augment, self.drop_last, self.pad, self.hflip = augment, drop_last, pad, hflip
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        self.global_size = 0  # samples in the global batch whose share was yielded last
         std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         # (x/255 - mean)/std folded into one multiply-add on the batch.
         self._scale = 1.0 / (255.0 * std_t)
@@ -78,19 +88,38 @@ class _EpochLoader:
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
-    def _batches(self) -> tuple[torch.Generator, list[torch.Tensor]]:
-        """This epoch's generator and its index batches; the order is the generator's first draw.
+    def _batches(self) -> tuple[torch.Generator, list[torch.Tensor], list[tuple[int, int, int]]]:
+        """This epoch's generator, its index batches and each batch's ``(lo, hi, total)``; the
+        order is the generator's first draw.
 
         Both loaders call this, so they agree on the order and leave the generator in the same
-        state for the augmentation draws that follow, batch by batch.
+        state for the augmentation draws that follow, batch by batch. With ``world_size > 1``
+        every rank draws the same global order and takes its share of each global batch:
+        ``torch.tensor_split`` into ``world_size`` parts, equal when the batch divides (a last
+        short batch gives the first ranks one sample more; one smaller than ``world_size``
+        leaves some ranks an empty share).
         """
         gen = epoch_generator(self.seed, self.epoch)
         order = torch.randperm(self.n, generator=gen) if self.shuffle else torch.arange(self.n)
-        return gen, [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+        full = [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+        if self.world_size == 1:
+            return gen, full, [(0, len(idx), len(idx)) for idx in full]
+        batches, parts = [], []
+        for idx in full:
+            total, lo = len(idx), 0
+            for r, share in enumerate(torch.tensor_split(idx, self.world_size)):
+                if r == self.rank:
+                    batches.append(share)
+                    parts.append((lo, lo + len(share), total))
+                    break
+                lo += len(share)
+        return gen, batches, parts
 
-    def _finish(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _finish(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+                part: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.global_size = part[2]
         if self.augment:
-            x = augment_batch(x, gen, self.pad, self.hflip)
+            x = augment_batch(x, gen, self.pad, self.hflip, part if self.world_size > 1 else None)
         x = torch.addcmul(self._shift, x.to(torch.float32), self._scale)
         return x, y.to(torch.int64)
 
@@ -103,14 +132,19 @@ class TensorBatchLoader(_EpochLoader):
         self.images, self.labels = dataset.images, dataset.labels
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        gen, batches = self._batches()
-        for idx in batches:
+        gen, batches, parts = self._batches()
+        for idx, part in zip(batches, parts):
             if self.shuffle:
                 x, y = self.images[idx], self.labels[idx]
             else:  # a contiguous slice: no gather copy
-                lo, hi = int(idx[0]), int(idx[-1]) + 1
+                lo, hi = (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
                 x, y = self.images[lo:hi], self.labels[lo:hi]
-            yield self._finish(x, y, gen)
+            yield self._finish(x, y, gen, part)
+
+
+def _collate(batch: list):
+    """The DataLoader's collate: torch's default, and None for a rank's empty share of a batch."""
+    return default_collate(batch) if batch else None
 
 
 class _EpochBatchSampler:
@@ -147,22 +181,29 @@ class FolderBatchLoader(_EpochLoader):
         self._loader: DataLoader | None = None
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        gen, batches = self._batches()
+        gen, batches, parts = self._batches()
         self._sampler.batches = [b.tolist() for b in batches]
         if self._loader is None:
             # Its own generator: without one, the DataLoader draws its worker base seed from the
             # global torch RNG, shifting the model's dropout draws away from the in-memory path's.
             self._loader = DataLoader(self.dataset, batch_sampler=self._sampler, num_workers=self.num_workers,
-                                      persistent_workers=self.num_workers > 0,
+                                      persistent_workers=self.num_workers > 0, collate_fn=_collate,
                                       generator=epoch_generator(self.seed, 0, stream=1))
-        for x, y in self._loader:
-            x, y = self._finish(x, torch.as_tensor(y), gen)
+        for batch, part in zip(self._loader, parts):
+            x, y = batch if batch is not None else self._empty()
+            x, y = self._finish(x, torch.as_tensor(y), gen, part)
             yield (x.pin_memory(), y.pin_memory()) if self.pin_memory else (x, y)
+
+    def _empty(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A rank's empty share: no images of the dataset's shape, no labels."""
+        image = torch.as_tensor(self.dataset[0][0])
+        return image.new_empty((0, *image.shape)), torch.empty(0, dtype=torch.int64)
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, augment: bool,
                 mean: Sequence[float], std: Sequence[float], drop_last: bool = False,
-                num_workers: int = 0, pad: int = 2, hflip: bool = True, pin_memory: bool = False) -> _EpochLoader:
+                num_workers: int = 0, pad: int = 2, hflip: bool = True, pin_memory: bool = False,
+                rank: int = 0, world_size: int = 1) -> _EpochLoader:
     """A re-iterable loader yielding ``(x float32 N,C,H,W normalised, y int64 N)``.
 
     Args:
@@ -179,6 +220,10 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
         hflip: flip horizontally in augmentation (turn off where left/right is the label).
         pin_memory: page-locked batches from disk datasets, for a non-blocking copy to a CUDA
             device (off without CUDA); the in-memory path ignores it.
+        rank, world_size: one process of a multi-process run: every rank draws the same order
+            and augmentation as one process would and yields its share of each batch of
+            ``batch_size`` (``batch_size / world_size`` samples when it divides); ``global_size``
+            is the size of the batch the last share came from.
     """
     owner = "make_loader"
     batch_size = check_int(owner, "batch_size", batch_size, 1)
@@ -188,6 +233,8 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
     shuffle, augment = check_bool(owner, "shuffle", shuffle), check_bool(owner, "augment", augment)
     drop_last, hflip = check_bool(owner, "drop_last", drop_last), check_bool(owner, "hflip", hflip)
     pin_memory = check_bool(owner, "pin_memory", pin_memory)
+    world_size = check_int(owner, "world_size", world_size, 1)
+    rank = check_int(owner, "rank", rank, 0, world_size - 1)
     if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorImageDataset):
         dataset = dataset.dataset.subset(dataset.indices)
     chans = getattr(dataset, "in_chans", None)
@@ -196,7 +243,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
     if len(dataset) == 0:
         raise ConfigError(f"{owner}: dataset is empty; expected at least one sample")
     kw = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment, mean=mean,
-              std=std, drop_last=drop_last, pad=pad, hflip=hflip)
+              std=std, drop_last=drop_last, pad=pad, hflip=hflip, rank=rank, world_size=world_size)
     if isinstance(dataset, TensorImageDataset):
         return TensorBatchLoader(dataset, **kw)
     return FolderBatchLoader(dataset, num_workers=num_workers, pin_memory=pin_memory, **kw)
