@@ -65,7 +65,7 @@ def tree_digest(root: Path, suffixes: Optional[tuple[str, ...]] = None) -> str:
     those ending in ``suffixes``. Reads the files: a few ms for ablate's conf/ or source."""
     h = hashlib.sha256()
     root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
             if suffixes is not None and not name.endswith(suffixes):

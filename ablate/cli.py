@@ -233,7 +233,9 @@ exit status 2, before any run starts.
 
 environment:
   ABLATE_HOME       where outputs/ and data/ go (default: the working directory)
-  ABLATE_PROGRESS   auto (a progress bar per run when stdout is a terminal), bar, or plain"""
+  ABLATE_PROGRESS   auto (a progress bar per run when stdout is a terminal), bar, or plain
+  ABLATE_CACHE      off: no caches (composed configs, planned run keys, built tables,
+                    decoded image folders); ABLATE_CACHE_DIR moves the command caches"""
 
 
 def main(argv: Optional[list[str]] = None) -> int:

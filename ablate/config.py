@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Iterable, Optional
@@ -90,7 +91,8 @@ def compose_containers(override_sets: Iterable[Iterable[str]]) -> list[dict]:
     if cache.cache_dir() is None:
         return [to_container(compose(o)) for o in sets]
     cdir = config_dir()
-    stamp = {"conf": cache.tree_digest(cdir), "libs": cache.package_stamp(("hydra", "omegaconf"))}
+    stamp = {"conf": cache.tree_digest(cdir), "libs": cache.package_stamp(("hydra", "omegaconf")),
+             "python": sys.version}
     cwd = os.getcwd()
     out, conf_env = [], ...  # the env names conf/ reads: looked up at the first miss
     for overrides in sets:

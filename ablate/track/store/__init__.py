@@ -27,9 +27,9 @@ def get_store(store: Union[None, str, Path, ResultsStore] = None) -> ResultsStor
     if isinstance(store, ResultsStore):
         return store
     if store is None:
-        from ablate.config import compose
+        from ablate.config import paths_config
 
-        return RunDirStore(compose([]).paths.runs_dir)
+        return RunDirStore(paths_config().runs_dir)
     text = str(store)
     if text == "memory":
         return InMemoryStore()
