@@ -41,10 +41,57 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
 
 KEY_LENGTH = 12  # hex digits: 48 bits, collision-free for any realistic number of runs
 
+# Keys added to the config after runs were keyed: at these values a config computes what it did
+# before the key existed, so they are left out of the key and those runs keep their keys.
+ADDED_DEFAULTS: dict[str, Any] = {
+    "data.random_resized_crop": False,
+    "data.short_side": None,
+}
+
+
+def _same_math(out: dict) -> None:
+    """Rewrite the trainer's precision and batch split into what they compute, in place.
+
+    - ``trainer.precision``: fp32 is left out; bf16 is ``trainer.amp: true`` (its deprecated
+      alias, so a run keyed with amp=true keeps its key); fp16 stays.
+    - ``trainer.accumulate`` K (and ``trainer.devices`` W when it is an integer): the update is
+      the mean gradient of K x W micro-batches of ``data.batch_size`` each, whichever of K and W
+      makes them, so the key holds the step's global batch (``data.global_batch_size``, only
+      when it is not ``data.batch_size``) beside the micro-batch (BatchNorm's batch), not K or W.
+    """
+    trainer, data = out.get("trainer"), out.get("data")
+    if not isinstance(trainer, dict):
+        return
+    precision = trainer.pop("precision", "fp32")
+    if precision == "bf16":
+        trainer["amp"] = True
+    elif precision != "fp32":
+        trainer["precision"] = precision
+    accumulate = trainer.pop("accumulate", 1)
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        trainer.pop("devices", None)
+    else:
+        devices = 1
+    batch = data.get("batch_size") if isinstance(data, dict) else None
+    if isinstance(batch, int) and isinstance(accumulate, int) and accumulate * devices != 1:
+        data["global_batch_size"] = batch * accumulate * devices
+    elif accumulate != 1:  # not a number: keep it as given (the run refuses it anyway)
+        trainer["accumulate"] = accumulate
+
 
 def semantic_config(cfg: Mapping[str, Any]) -> dict:
-    """A copy of ``cfg`` (a resolved plain dict) without the non-semantic keys."""
+    """A copy of ``cfg`` (a resolved plain dict) without the non-semantic keys, keys at their
+    ``ADDED_DEFAULTS`` value, and precision and batch split written as what they compute."""
     out = copy.deepcopy(dict(cfg))
+    _same_math(out)
+    for dotted, default in ADDED_DEFAULTS.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
     for dotted in NON_SEMANTIC_KEYS:
         *parents, leaf = dotted.split(".")
         node = out

@@ -12,6 +12,8 @@ import math
 import signal
 import threading
 import time
+import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -24,6 +26,13 @@ from ablate.track.store import RunFiles
 from ablate.train.progress import StepBar, bar_console
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+# trainer.precision: fp32; bf16 autocast; fp16 autocast with a gradient scaler (GradScaler),
+# which skips a step whose gradients are not finite (CPU and CUDA, torch >= 2.3).
+PRECISIONS = ("fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# fp16: this many steps skipped in a row (non-finite gradients at every scale the scaler tried,
+# halving it each time) is a divergence, not a scale still being found.
+MAX_SKIPPED_STEPS = 64
 # Steps between host reads of the training loss: the losses stay on the device in between
 # (on CUDA a read waits for the GPU), then one read checks them all for NaN/inf and refreshes
 # the progress bar's running loss. The epoch's end is always a check too.
@@ -53,11 +62,13 @@ class TrainerConfig:
     grad_clip: Optional[float] = None
     device: str = "auto"
     threads: Optional[int] = None
-    amp: bool = False
+    amp: bool = False  # deprecated alias: true = precision bf16
     channels_last: bool = False
     compile: bool = False
     checkpoint: bool = True
     latency_repeats: int = 20
+    precision: str = "fp32"
+    accumulate: int = 1
 
     def __post_init__(self) -> None:
         # Every value checked for its type too: a YAML `yes` or a typo like `maybe` is a string,
@@ -75,6 +86,16 @@ class TrainerConfig:
             if not isinstance(value, bool):
                 raise ConfigError(f"trainer.{key}={value!r}; allowed: true, false")
         self._int("latency_repeats", self.latency_repeats, 1)
+        self._int("accumulate", self.accumulate, 1)
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={self.precision!r}; allowed: {', '.join(PRECISIONS)}")
+        if self.amp:  # the old switch: bf16 autocast, the same run key as precision=bf16
+            if self.precision == "fp16":
+                raise ConfigError("trainer.amp=true (deprecated alias of trainer.precision=bf16) with "
+                                  "trainer.precision='fp16'; allowed: one of them (drop trainer.amp)")
+            warnings.warn("trainer.amp=true is deprecated; use trainer.precision=bf16 (same run key)",
+                          FutureWarning, stacklevel=3)
+            self.precision = "bf16"
         dev = self.device if isinstance(self.device, str) else repr(self.device)
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"trainer.device={dev!r}; allowed: {', '.join(DEVICES)}")
@@ -174,28 +195,32 @@ class StepLosses:
         self._sizes: list[int] = []
         self._first = 0  # the step of the first pending loss
 
-    def add(self, loss: torch.Tensor, size: int) -> None:
+    def add(self, loss: torch.Tensor, size: int, skipped: bool = False) -> None:
+        """Keep a step's loss; ``skipped``: fp16's scaler did not apply the step (its gradients
+        were not finite), so its loss is neither checked nor counted in the mean."""
         self._losses.append(loss.detach())
-        self._sizes.append(size)
+        self._sizes.append(0 if skipped else size)
 
     def check(self) -> float:
         """Read the pending losses (one host sync), check them; the epoch's mean loss so far."""
         if self._losses:
             values = torch.stack(self._losses).tolist()
-            for i, value in enumerate(values):
-                if not math.isfinite(value):
+            for i, (value, size) in enumerate(zip(values, self._sizes)):
+                if size and not math.isfinite(value):
                     raise Diverged(f"loss is {value} at epoch {self.epoch} step {self._first + i}")
             for value, size in zip(values, self._sizes):
-                self.sum += value * size
-                self.seen += size
+                if size:
+                    self.sum += value * size
+                    self.seen += size
             self._first += len(values)
             self._losses, self._sizes = [], []
         return self.sum / max(self.seen, 1)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False, channels_last: bool = False) -> dict:
-    """Top-1, top-5 (top-k for k = min(5, classes)) in percent and mean cross-entropy.
+def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "fp32", channels_last: bool = False) -> dict:
+    """Top-1, top-5 (top-k for k = min(5, classes)) in percent and mean cross-entropy; the
+    forward pass autocasts as training does (``precision`` bf16 or fp16).
 
     Sums stay on the device until the end: one host read per evaluation, not per batch.
     """
@@ -207,7 +232,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False, 
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        with _autocast(device, precision):
             logits = model(x)
         logits = logits.float()
         losses.append(F.cross_entropy(logits, y, reduction="sum"))
@@ -221,6 +246,39 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False, 
     loss_sum = sum(torch.stack(losses).tolist()) if losses else 0.0
     c1, c5 = (int(v) for v in torch.stack([c1, c5]).tolist())
     return {"top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "loss": loss_sum / max(n, 1)}
+
+
+def _autocast(device: torch.device, precision: str):
+    """The forward pass's autocast for ``precision`` (none for fp32)."""
+    dtype = AUTOCAST_DTYPES.get(precision)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def _backward(step_model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+              precision: str, scaler: Optional["torch.amp.GradScaler"], accumulate: int) -> torch.Tensor:
+    """Forward and backward of one optimiser step's batch; returns its mean loss (not detached
+    for a single pass). With ``accumulate`` K > 1 the batch runs as K micro-batches (the last
+    ones a sample smaller when K does not divide it), each loss weighted by its share of the
+    batch, so the summed gradient is the whole batch's mean gradient, as one pass would give
+    (BatchNorm aside: it normalises each micro-batch). Under DistributedDataParallel the
+    gradients are reduced once, after the last micro-batch (``no_sync`` before it)."""
+    if accumulate == 1:
+        with _autocast(device, precision):
+            loss = criterion(step_model(x), y)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        return loss
+    n = y.shape[0]
+    size = -(-n // accumulate)
+    parts = list(zip(x.split(size), y.split(size)))
+    no_sync = getattr(step_model, "no_sync", None)
+    total = None
+    for i, (xs, ys) in enumerate(parts):
+        with (no_sync() if no_sync is not None and i < len(parts) - 1 else nullcontext()):
+            with _autocast(device, precision):
+                part = criterion(step_model(xs), ys) * (ys.shape[0] / n)
+            (part if scaler is None else scaler.scale(part)).backward()
+        total = part.detach() if total is None else total + part.detach()
+    return total
 
 
 def fit(
@@ -251,6 +309,13 @@ def fit(
     transfer for all pending steps, ``StepLosses``), and each evaluation once; a NaN/inf loss
     is caught at the latest there (``Diverged`` names its step; no checkpoint of that epoch is
     written), and before a stop request is honoured.
+
+    Precision (``cfg.precision``): fp32; bf16 autocast; fp16 autocast with a ``GradScaler``,
+    which skips a step whose gradients are not finite (the step's loss is then left out of
+    ``train_loss``; the row records ``skipped_steps`` and ``grad_scale``): a skipped step is not
+    a divergence, ``MAX_SKIPPED_STEPS`` of them in a row is. Accumulation (``cfg.accumulate``
+    K): each batch of the loader is one optimiser step, run as K micro-batches (see
+    ``_backward``); the loader's batch is the step's batch (K x the micro-batch).
     """
     device = cfg.torch_device()
     # Late in a cosine schedule, gradients and momentum buffers decay into float denormals,
@@ -267,6 +332,9 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total, int(cfg.warmup_epochs * steps_per_epoch), cfg.min_lr_ratio)
     )
+    # fp16: a gradient scaler (the loss is scaled up so small gradients survive fp16; a step
+    # whose gradients overflow is skipped and the scale lowered). Its state travels in the checkpoint.
+    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     history: list[dict] = []
     start_epoch, resumed_from = 0, None
     state = files.load_checkpoint(map_location=device) if cfg.checkpoint else None
@@ -274,6 +342,8 @@ def fit(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         history = list(state["history"])
         start_epoch = resumed_from = state["epoch"] + 1
@@ -286,7 +356,8 @@ def fit(
 
     step_model = torch.compile(model, dynamic=False) if cfg.compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    use_amp = cfg.amp and device.type == "cuda"
+    scale = scaler.get_scale() if scaler is not None else None
+    skipped_in_a_row = 0
     bar = StepBar(bar_console() if console == "auto" else console, total=total,
                   done=start_epoch * steps_per_epoch, epochs=cfg.epochs, label=files.key)
     with bar:
@@ -295,6 +366,7 @@ def fit(
             train_loader.set_epoch(epoch)
             model.train()
             losses = StepLosses(epoch)
+            skipped_steps = 0
             for step, (x, y) in enumerate(train_loader):
                 if stop_requested():
                     losses.check()  # a divergence before the stop is the run's outcome, as it was
@@ -302,20 +374,39 @@ def fit(
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = criterion(step_model(x), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                losses.add(loss, y.numel())
+                loss = _backward(step_model, criterion, x, y, device, cfg.precision, scaler, cfg.accumulate)
+                skipped = False
+                if scaler is None:
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                else:  # GradScaler reads its found-inf flag on the host each step (its own sync)
+                    if cfg.grad_clip:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    new_scale = scaler.get_scale()
+                    skipped, scale = new_scale < scale, new_scale
+                    skipped_steps += skipped
+                    skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
+                    if skipped_in_a_row >= MAX_SKIPPED_STEPS:
+                        losses.check()
+                        raise Diverged(f"fp16: {skipped_in_a_row} steps in a row skipped for non-finite gradients "
+                                       f"(gradient scale now {scale:g}) at epoch {epoch} step {step}")
+                if scaler is None:
+                    scheduler.step()
+                else:  # the schedule follows the data: a skipped step still advances it
+                    with warnings.catch_warnings():  # a skipped first step is the scale search, not a misuse
+                        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                        scheduler.step()
+                losses.add(loss, y.numel(), skipped=skipped)
                 bar.step()
                 if (step + 1) % LOG_EVERY == 0:  # the interval's one host read: NaN check + bar
                     bar.show(loss=losses.check())
             train_loss = losses.check()  # before evaluation and checkpoint: never save a diverged model
-            val = evaluate(step_model, val_loader, device, use_amp, cfg.channels_last)
+            val = evaluate(step_model, val_loader, device, cfg.precision, cfg.channels_last)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -325,11 +416,14 @@ def fit(
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
             }
+            if scaler is not None:  # fp16: steps the scaler skipped and the scale it ended the epoch at
+                row.update(skipped_steps=skipped_steps, grad_scale=scale)
             history.append(row)
             if cfg.checkpoint:
                 files.save_checkpoint({
                     "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "history": history,
+                    **({"scaler": scaler.state_dict()} if scaler is not None else {}),
                 })
             files.append_metrics(row)
             log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  val top1 {val['top1']:.2f}%  ({row['seconds']:.1f}s)")

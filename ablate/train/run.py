@@ -204,7 +204,9 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         record.update(params=count_params(model), madds=count_madds(model, input_size), input_size=list(input_size))
         loader = {"augment": True, **plan.loader_kwargs, "seed": plan.seed, "mean": bundle.mean, "std": bundle.std,
                   "pin_memory": plan.trainer.torch_device().type == "cuda"}
-        train_loader = make_loader(bundle.train, shuffle=True, **loader)
+        # A training batch is one optimiser step: trainer.accumulate micro-batches of data.batch_size.
+        step = {"batch_size": loader["batch_size"] * plan.trainer.accumulate} if "batch_size" in loader else {}
+        train_loader = make_loader(bundle.train, shuffle=True, **{**loader, **step})
         val_loader = make_loader(bundle.val, shuffle=False, **{**loader, "augment": False, "drop_last": False})
         start_epoch, history = _resume_point(files, plan.trainer)
         mirror = WandbMirror(plan.tracking, run_dir=run_dir, run_key=plan.key, group=plan.sweep,
