@@ -42,25 +42,26 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int, hflip: bool,
-                  part: Optional[tuple[int, int, int]] = None) -> torch.Tensor:
+                  part: Optional[tuple[torch.Tensor, int]] = None) -> torch.Tensor:
     """Random crop with zero padding + horizontal flip on a uint8 batch N,C,H,W, per sample.
 
-    ``part=(lo, hi, total)``: ``x`` is samples ``lo:hi`` of a batch of ``total`` (one rank's
-    share of a global batch): the draws are made for all ``total`` samples, in the same sequence,
-    and ``x`` gets its slice of them, so each sample is augmented as in the whole batch.
+    ``part=(positions, total)``: ``x`` holds the samples at ``positions`` of a batch of
+    ``total`` (one rank's share of a global batch): the draws are made for all ``total``
+    samples, in the same sequence, and ``x`` gets its samples' draws, so each sample is
+    augmented as in the whole batch.
     """
     n, _, h, w = x.shape
-    lo, hi, total = part if part is not None else (0, n, n)
+    pick, total = part if part is not None else (slice(None), n)
     if pad > 0:
         padded = F.pad(x, (pad, pad, pad, pad))
-        oy = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[lo:hi]
-        ox = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[lo:hi]
+        oy = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[pick]
+        ox = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[pick]
         rows = (oy[:, None] + torch.arange(h))[:, :, None]  # N,H,1
         cols = (ox[:, None] + torch.arange(w))[:, None, :]  # N,1,W
         # Advanced indices around a slice put the broadcast dims first: result is N,H,W,C.
         x = padded[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
     if hflip:
-        flip = torch.rand(total, generator=generator)[lo:hi] < 0.5
+        flip = torch.rand(total, generator=generator)[pick] < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x.contiguous()
 
@@ -70,12 +71,12 @@ class _EpochLoader:
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, augment: bool,
                  mean: Sequence[float], std: Sequence[float], drop_last: bool, pad: int, hflip: bool,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, micro_batches: int = 1):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.augment, self.drop_last, self.pad, self.hflip = augment, drop_last, pad, hflip
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.micro_batches = rank, world_size, micro_batches
         self.epoch = 0
-        self.global_size = 0  # samples in the global batch whose share was yielded last
+        self.global_size = self.share_size = 0  # the last share's global batch and its own size
         std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         # (x/255 - mean)/std folded into one multiply-add on the batch.
         self._scale = 1.0 / (255.0 * std_t)
@@ -88,36 +89,39 @@ class _EpochLoader:
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
-    def _batches(self) -> tuple[torch.Generator, list[torch.Tensor], list[tuple[int, int, int]]]:
-        """This epoch's generator, its index batches and each batch's ``(lo, hi, total)``; the
-        order is the generator's first draw.
+    def _batches(self) -> tuple[torch.Generator, list[torch.Tensor], list[tuple[torch.Tensor, int]]]:
+        """This epoch's generator, its index batches and each one's ``(positions in the global
+        batch, global batch size)``; the order is the generator's first draw.
 
         Both loaders call this, so they agree on the order and leave the generator in the same
         state for the augmentation draws that follow, batch by batch. With ``world_size > 1``
         every rank draws the same global order and takes its share of each global batch:
         ``torch.tensor_split`` into ``world_size`` parts, equal when the batch divides (a last
         short batch gives the first ranks one sample more; one smaller than ``world_size``
-        leaves some ranks an empty share).
+        leaves some ranks an empty share). With ``micro_batches`` K > 1 (gradient
+        accumulation: the trainer runs each batch as K micro-batches of ``ceil(batch / K)``)
+        each micro-batch is split so, and a rank's share is its parts of the K in order: the
+        ranks' j-th micro-batches together are the 1-process j-th micro-batch.
         """
         gen = epoch_generator(self.seed, self.epoch)
         order = torch.randperm(self.n, generator=gen) if self.shuffle else torch.arange(self.n)
         full = [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
         if self.world_size == 1:
-            return gen, full, [(0, len(idx), len(idx)) for idx in full]
+            return gen, full, [(torch.arange(len(idx)), len(idx)) for idx in full]
         batches, parts = [], []
         for idx in full:
-            total, lo = len(idx), 0
-            for r, share in enumerate(torch.tensor_split(idx, self.world_size)):
-                if r == self.rank:
-                    batches.append(share)
-                    parts.append((lo, lo + len(share), total))
-                    break
-                lo += len(share)
+            total = len(idx)
+            size = max(1, -(-total // self.micro_batches))
+            mine = [(torch.tensor_split(chunk, self.world_size)[self.rank],
+                     torch.tensor_split(pos, self.world_size)[self.rank])
+                    for chunk, pos in zip(idx.split(size), torch.arange(total).split(size))]
+            batches.append(torch.cat([m[0] for m in mine]))
+            parts.append((torch.cat([m[1] for m in mine]), total))
         return gen, batches, parts
 
     def _finish(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
-                part: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        self.global_size = part[2]
+                part: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.global_size, self.share_size = part[1], len(y)
         if self.augment:
             x = augment_batch(x, gen, self.pad, self.hflip, part if self.world_size > 1 else None)
         x = torch.addcmul(self._shift, x.to(torch.float32), self._scale)
@@ -136,9 +140,9 @@ class TensorBatchLoader(_EpochLoader):
         for idx, part in zip(batches, parts):
             if self.shuffle:
                 x, y = self.images[idx], self.labels[idx]
-            else:  # a contiguous slice: no gather copy
+            else:  # in order: a contiguous slice, no gather copy
                 lo, hi = (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, 0)
-                x, y = self.images[lo:hi], self.labels[lo:hi]
+                x, y = (self.images[lo:hi], self.labels[lo:hi]) if hi - lo == len(idx) else (self.images[idx], self.labels[idx])
             yield self._finish(x, y, gen, part)
 
 
@@ -203,7 +207,7 @@ class FolderBatchLoader(_EpochLoader):
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, augment: bool,
                 mean: Sequence[float], std: Sequence[float], drop_last: bool = False,
                 num_workers: int = 0, pad: int = 2, hflip: bool = True, pin_memory: bool = False,
-                rank: int = 0, world_size: int = 1) -> _EpochLoader:
+                rank: int = 0, world_size: int = 1, micro_batches: int = 1) -> _EpochLoader:
     """A re-iterable loader yielding ``(x float32 N,C,H,W normalised, y int64 N)``.
 
     Args:
@@ -223,7 +227,10 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
         rank, world_size: one process of a multi-process run: every rank draws the same order
             and augmentation as one process would and yields its share of each batch of
             ``batch_size`` (``batch_size / world_size`` samples when it divides); ``global_size``
-            is the size of the batch the last share came from.
+            is the size of the batch the last share came from, ``share_size`` the share's.
+        micro_batches: with ``world_size > 1``, the K micro-batches a trainer accumulating
+            gradients splits each batch into: each is shared out among the ranks (see
+            ``_EpochLoader._batches``).
     """
     owner = "make_loader"
     batch_size = check_int(owner, "batch_size", batch_size, 1)
@@ -235,6 +242,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
     pin_memory = check_bool(owner, "pin_memory", pin_memory)
     world_size = check_int(owner, "world_size", world_size, 1)
     rank = check_int(owner, "rank", rank, 0, world_size - 1)
+    micro_batches = check_int(owner, "micro_batches", micro_batches, 1)
     if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorImageDataset):
         dataset = dataset.dataset.subset(dataset.indices)
     chans = getattr(dataset, "in_chans", None)
@@ -243,7 +251,8 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int, 
     if len(dataset) == 0:
         raise ConfigError(f"{owner}: dataset is empty; expected at least one sample")
     kw = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment, mean=mean,
-              std=std, drop_last=drop_last, pad=pad, hflip=hflip, rank=rank, world_size=world_size)
+              std=std, drop_last=drop_last, pad=pad, hflip=hflip, rank=rank, world_size=world_size,
+              micro_batches=micro_batches)
     if isinstance(dataset, TensorImageDataset):
         return TensorBatchLoader(dataset, **kw)
     return FolderBatchLoader(dataset, num_workers=num_workers, pin_memory=pin_memory, **kw)

@@ -58,6 +58,27 @@ def test_shares_of_all_ranks_make_the_one_process_batches(n, world, path, shuffl
         assert all(r.global_size == len(one[-1][1]) for r in ranks)
 
 
+@pytest.mark.parametrize("path", ["memory", "stream"])
+def test_with_micro_batches_each_micro_batch_is_shared_out(path):
+    """Gradient accumulation (K micro-batches a step): the ranks' j-th micro-batches together
+    are the 1-process j-th micro-batch, so BatchNorm over the global micro-batch sees the
+    same samples; every step still holds the whole batch."""
+    ds = _Images(64 + 24)
+    data = _tensor(ds) if path == "memory" else ds
+    k, world = 4, 2
+    whole = _loader(data, batch_size=32)
+    ranks = [_loader(data, batch_size=32, rank=r, world_size=world, micro_batches=k) for r in range(world)]
+    for loader in (whole, *ranks):
+        loader.set_epoch(0)
+    shares = [list(r) for r in ranks]
+    for b, (x, y) in enumerate(whole):
+        assert sorted(torch.cat([s[b][1] for s in shares]).tolist()) == sorted(y.tolist())
+        if len(y) == 32:  # a full batch: micro-batch j of each rank = its share of micro-batch j
+            for j, (xj, yj) in enumerate(zip(x.split(8), y.split(8))):
+                assert torch.equal(torch.cat([s[b][1].split(4)[j] for s in shares]), yj)
+                assert torch.equal(torch.cat([s[b][0].split(4)[j] for s in shares]), xj)
+
+
 def test_a_batch_smaller_than_the_world_leaves_empty_shares():
     ds = _Images(9)  # batches of 8 and 1: the second gives rank 1 an empty share
     for data in (_tensor(ds), ds):
