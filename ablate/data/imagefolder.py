@@ -22,11 +22,24 @@ Defaults without surprises:
   file; a file that does not load is set aside (``*.damaged-<time>``) and rebuilt. It is
   never written inside the data folder, and it is only a cache: deleting the dir is safe;
   ``ABLATE_CACHE=off`` turns it off with ablate's other caches.
+
+The ImageNet recipe (``conf/data/imagenet.yaml``) reads images of any size:
+- ``short_side`` (e.g. 256) resizes each image's short side to it and takes the centre
+  ``image_size`` crop (e.g. 224): the validation view, and the training view without
+  ``random_resized_crop``;
+- ``random_resized_crop`` trains on a random crop of each image (its area a ``crop_scale``
+  fraction of the image's, its aspect ratio in ``crop_ratio``, sampled as torchvision's
+  ``RandomResizedCrop``) resized to ``image_size``. The draw depends on (run seed, epoch, image
+  index) only, so workers decode and crop in parallel and the batches are the same for any
+  ``num_workers``; the loader's flip (``hflip``) follows as for every dataset. It streams
+  from disk (no in-memory path: every epoch crops anew).
+Decoding is PIL's (``Image.BILINEAR``, antialiased, as torchvision's PIL path).
 """
 from __future__ import annotations
 
 import heapq
 import logging
+import math
 import os
 import time
 import zipfile
@@ -38,7 +51,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ablate.data._checks import IMAGE_EXTENSIONS, check_image_size, check_optional_int, check_stats
+from ablate.data._checks import IMAGE_EXTENSIONS, check_bool, check_image_size, check_optional_int, check_stats
 from ablate.data._fingerprint import digest, tree_lines
 from ablate.data.registry import DataBundle, register_dataset
 from ablate.data.tensor import (
@@ -70,12 +83,68 @@ def _size_error(owner: str, a: tuple[Path, tuple[int, int]], b: tuple[Path, tupl
                       "e.g. data.image_size=64 or [H, W]")
 
 
+# The random resized crop's draws: a stream of its own beside the loader's (seed, epoch) ones.
+_CROP_STREAM = 3
+
+
+def random_resized_crop_box(height: int, width: int, scale: Sequence[float], ratio: Sequence[float],
+                            rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """``(top, left, h, w)`` of a random crop of an image ``height`` x ``width``: its area a
+    fraction in ``scale`` of the image's and its aspect ratio w/h log-uniform in ``ratio``.
+
+    torchvision's ``RandomResizedCrop.get_params``, drawn from ``rng``: up to 10 tries, then
+    the centre crop of the whole image clamped to ``ratio``.
+    """
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        h, w = height, int(round(height * max(ratio)))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def crop_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random resized crop's generator for image ``index`` of ``epoch`` in run ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, index, _CROP_STREAM]))
+
+
+def _short_side_center(im, short_side: int, size: tuple[int, int]):
+    """Resize the short side to ``short_side`` (long side scaled, truncated), then the centre
+    ``size`` crop: torchvision's ``Resize(short_side)`` + ``CenterCrop(size)`` on a PIL image."""
+    from PIL import Image
+
+    w, h = im.size
+    if w <= h:
+        nw, nh = short_side, int(short_side * h / w)
+    else:
+        nw, nh = int(short_side * w / h), short_side
+    if (nw, nh) != (w, h):
+        im = im.resize((nw, nh), Image.BILINEAR)
+    top, left = int(round((nh - size[0]) / 2.0)), int(round((nw - size[1]) / 2.0))
+    return im.crop((left, top, left + size[1], top + size[0]))
+
+
 def decode_image(path: Path, in_chans: int, size: tuple[int, int] | None, owner: str = "imagefolder",
-                 expect: tuple[Path, tuple[int, int]] | None = None) -> np.ndarray:
+                 expect: tuple[Path, tuple[int, int]] | None = None, *, short_side: int | None = None,
+                 crop: tuple[np.random.Generator, Sequence[float], Sequence[float]] | None = None) -> np.ndarray:
     """One image as uint8 C,H,W: converted to ``in_chans``, resized to ``size`` if given.
 
     With ``size`` None the native size is kept, and ``expect`` ((path, (H, W)) of another
     image) makes a different size a one-line error rather than a silently ragged batch.
+    ``short_side``: resize the short side to it, then the centre ``size`` crop (the aspect
+    ratio kept). ``crop=(rng, scale, ratio)``: a random resized crop to ``size`` drawn from
+    ``rng`` (:func:`random_resized_crop_box`); it takes precedence over ``short_side``.
     Both the streaming dataset and the in-memory decode call this, so they see the same bytes.
     """
     from PIL import Image, UnidentifiedImageError
@@ -85,7 +154,12 @@ def decode_image(path: Path, in_chans: int, size: tuple[int, int] | None, owner:
             if size is None and expect is not None and im.size != (expect[1][1], expect[1][0]):
                 raise _size_error(owner, expect, (path, (im.size[1], im.size[0])))
             im = im.convert("L" if in_chans == 1 else "RGB")
-            if size is not None and im.size != (size[1], size[0]):
+            if crop is not None:
+                top, left, h, w = random_resized_crop_box(im.size[1], im.size[0], crop[1], crop[2], crop[0])
+                im = im.crop((left, top, left + w, top + h)).resize((size[1], size[0]), Image.BILINEAR)
+            elif short_side is not None:
+                im = _short_side_center(im, short_side, size)
+            elif size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.array(im, dtype=np.uint8)  # a writable copy (torch warns on read-only)
     except (UnidentifiedImageError, OSError) as exc:  # a truncated or non-image file: one line
@@ -105,24 +179,38 @@ class ImageFolderDataset(Dataset):
             must already be ``image_size`` (native size), else a one-line error.
         reference: the image ``image_size`` was read from, named in that error (default:
             the first sample).
+        short_side: resize the short side to it, then the centre ``image_size`` crop.
+        crop: ``(scale, ratio)`` of a random resized crop to ``image_size``: the dataset is
+            then ``keyed``, indexed by ``(seed, epoch, index)`` (the loader does this), the
+            crop drawn from those; a plain ``index`` gives the deterministic view
+            (``short_side`` and centre crop, or a resize).
     """
 
     def __init__(self, samples: list[tuple[Path, int]], image_size: tuple[int, int], in_chans: int,
-                 resize: bool = True, reference: Path | None = None):
+                 resize: bool = True, reference: Path | None = None, short_side: int | None = None,
+                 crop: tuple[Sequence[float], Sequence[float]] | None = None):
         self.samples = list(samples)
         self.image_size = tuple(image_size)
         self.in_chans = in_chans
         self.resize = resize
         self.reference = reference if reference is not None else (self.samples[0][0] if self.samples else None)
+        self.short_side, self.crop = short_side, crop
+        self.keyed = crop is not None
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int | tuple[int, int, int]) -> tuple[torch.Tensor, int]:
+        draw = None
+        if isinstance(index, tuple):  # (seed, epoch, index): the training view, drawn per sample
+            seed, epoch, index = index
+            if self.crop is not None:
+                draw = (crop_rng(seed, epoch, index), *self.crop)
         path, label = self.samples[index]
         size = self.image_size if self.resize else None
         expect = None if self.resize else (self.reference, self.image_size)
-        return torch.from_numpy(decode_image(path, self.in_chans, size, expect=expect)), label
+        image = decode_image(path, self.in_chans, size, expect=expect, short_side=self.short_side, crop=draw)
+        return torch.from_numpy(image), label
 
 
 def _name(path: Path) -> str:
@@ -190,8 +278,40 @@ def _check_in_memory(owner: str, value: Any) -> Any:
     raise ConfigError(f"{owner}: in_memory={value!r} is not allowed; allowed: auto, true, false")
 
 
+def _check_range(owner: str, key: str, value: Any, lo: float, hi: float | None) -> tuple[float, float]:
+    """A pair [a, b] of numbers with lo < a <= b (<= hi when given)."""
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ok = ok and lo < value[0] <= value[1] and (hi is None or value[1] <= hi)
+    if not ok:
+        allowed = f"[a, b] with {lo} < a <= b" + (f" <= {hi}" if hi is not None else "")
+        raise ConfigError(f"{owner}: {key}={value!r} is not allowed; expected {allowed}")
+    return float(value[0]), float(value[1])
+
+
+def _check_views(owner: str, size, random_resized_crop, crop_scale, crop_ratio, short_side, in_memory) -> dict:
+    """The ImageNet-style views: a random resized crop for training, short side + centre crop."""
+    random_resized_crop = check_bool(owner, "random_resized_crop", random_resized_crop)
+    scale = _check_range(owner, "crop_scale", crop_scale, 0.0, 1.0)
+    ratio = _check_range(owner, "crop_ratio", crop_ratio, 0.0, None)
+    if short_side is not None:
+        short_side = check_optional_int(owner, "short_side", short_side, 8, 4096)
+    if size is None and (random_resized_crop or short_side is not None):
+        key, value = ("random_resized_crop", "true") if random_resized_crop else ("short_side", short_side)
+        raise ConfigError(f"{owner}: {key}={value} needs the crop's size, image_size=null; "
+                          "allowed: an image_size such as 224")
+    if short_side is not None and short_side < max(size):
+        raise ConfigError(f"{owner}: short_side={short_side} is smaller than image_size {size[0]}x{size[1]}; "
+                          f"allowed: short_side >= {max(size)} or null")
+    if random_resized_crop and in_memory is True:
+        raise ConfigError(f"{owner}: in_memory=true with random_resized_crop=true is not allowed (every epoch crops "
+                          "the original images anew); allowed: in_memory auto or false")
+    return {"crop": (scale, ratio) if random_resized_crop else None, "short_side": short_side}
+
+
 def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: int, n_train, n_val, mean,
-                       std, in_memory, cache_dir=None) -> dict:
+                       std, in_memory, cache_dir=None, random_resized_crop=False, crop_scale=(0.08, 1.0),
+                       crop_ratio=(0.75, 4 / 3), short_side=None) -> dict:
     """Options, the two split dirs and a few image headers (fast); returns normalised options."""
     owner = "imagefolder"
     size = None if image_size is None else check_image_size(owner, image_size)
@@ -202,6 +322,7 @@ def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: in
     mean = None if mean is None else check_stats(owner, "mean", mean, in_chans, positive=False)
     std = None if std is None else check_stats(owner, "std", std, in_chans, positive=True)
     in_memory = _check_in_memory(owner, in_memory)
+    views = _check_views(owner, size, random_resized_crop, crop_scale, crop_ratio, short_side, in_memory)
     if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
         raise ConfigError(f"{owner}: cache_dir={cache_dir!r} is not allowed; expected a path or null (no disk cache)")
     if root is None:
@@ -215,7 +336,8 @@ def _check_imagefolder(*, root: Path | None, seed: int, image_size, in_chans: in
     sizes = [_header_size(owner, p) for p in sample]
     if size is None:
         _common_size(owner, sample, iter(sizes))
-    return {"size": size, "n_train": n_train, "n_val": n_val, "mean": mean, "std": std, "in_memory": in_memory}
+    return {"size": size, "n_train": n_train, "n_val": n_val, "mean": mean, "std": std, "in_memory": in_memory,
+            **views}
 
 
 def _ordered_map(fn: Callable[[int], Any], n: int, chunk: int = 512) -> Iterator[Any]:
@@ -227,13 +349,13 @@ def _ordered_map(fn: Callable[[int], Any], n: int, chunk: int = 512) -> Iterator
 
 
 def _decode_all(owner: str, samples: list[tuple[Path, int]], in_chans: int, size: tuple[int, int],
-                resize: bool, reference: Path) -> np.ndarray:
+                resize: bool, reference: Path, short_side: int | None = None) -> np.ndarray:
     """Decode a split once into memory (the in-memory path): uint8 N,C,H,W."""
     out = np.empty((len(samples), in_chans, *size), dtype=np.uint8)
     expect = None if resize else (reference, size)
 
     def one(i: int) -> None:
-        out[i] = decode_image(samples[i][0], in_chans, size if resize else None, owner, expect)
+        out[i] = decode_image(samples[i][0], in_chans, size if resize else None, owner, expect, short_side=short_side)
 
     for _ in _ordered_map(one, len(samples)):
         pass
@@ -245,12 +367,12 @@ def _labels(samples: list[tuple[Path, int]]) -> np.ndarray:
 
 
 def cache_file(cache_dir: Path, root: Path, splits: dict[str, list[tuple[Path, int]]], in_chans: int,
-               size: tuple[int, int], resize: bool) -> Path:
+               size: tuple[int, int], resize: bool, short_side: int | None = None) -> Path:
     """Where the decoded arrays of ``splits`` live in ``cache_dir``: named by a digest of the
     decode options and of every image's relative name, size, mtime and label (one ``stat``
     per file, no decoding), so any change to the images or how they are read is another file."""
     lines = [f"imagefolder decoded v{CACHE_VERSION}", f"in_chans={in_chans}", f"size={size[0]}x{size[1]}",
-             f"resize={resize}"]
+             f"resize={resize}"] + ([f"short_side={short_side}"] if short_side is not None else [])
     for split, samples in splits.items():
         lines.append(f"[{split}]")
         for p, label in samples:  # stat_line's fields, without pathlib's per-file cost
@@ -320,7 +442,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _decode_splits(owner: str, root: Path, splits: dict[str, list[tuple[Path, int]]], in_chans: int,
-                   size: tuple[int, int], resize: bool, cache_dir: Path | None) -> tuple[dict, dict]:
+                   size: tuple[int, int], resize: bool, cache_dir: Path | None,
+                   short_side: int | None = None) -> tuple[dict, dict]:
     """Both splits decoded into memory, from ``cache_dir`` when it holds them (else decoded and
     stored there); returns ``({split: TensorImageDataset}, info)``."""
     reference = splits["train"][0][0]
@@ -330,7 +453,7 @@ def _decode_splits(owner: str, root: Path, splits: dict[str, list[tuple[Path, in
     if cache_dir is not None and _inside(cache_dir, root):
         log.info("imagefolder: cache_dir %s is inside the data folder %s; not caching there", cache_dir, root)
     elif cache_dir is not None:
-        path = cache_file(cache_dir, root, splits, in_chans, size, resize)
+        path = cache_file(cache_dir, root, splits, in_chans, size, resize, short_side)
         cached = _read_cache(path, splits, (in_chans, *size))
     n = sum(len(samples) for samples in splits.values())
     if cached is not None:
@@ -338,7 +461,7 @@ def _decode_splits(owner: str, root: Path, splits: dict[str, list[tuple[Path, in
         log.info("imagefolder: %d images from the decoded cache %s", n, path)
     else:
         t0 = time.perf_counter()
-        arrays = {split: _decode_all(owner, samples, in_chans, size, resize, reference)
+        arrays = {split: _decode_all(owner, samples, in_chans, size, resize, reference, short_side)
                   for split, samples in splits.items()}
         state = "off" if path is None else ("written" if _write_cache(path, arrays, splits) else "not written")
         if state == "written":
@@ -348,7 +471,7 @@ def _decode_splits(owner: str, root: Path, splits: dict[str, list[tuple[Path, in
 
 
 def _streamed_stats(owner: str, samples: list[tuple[Path, int]], in_chans: int, size: tuple[int, int],
-                    resize: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+                    resize: bool, short_side: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Training-set mean/std in one decode pass, from exact value counts.
 
     The counts add up to what :func:`channel_stats` counts on the decoded array, so the
@@ -358,7 +481,7 @@ def _streamed_stats(owner: str, samples: list[tuple[Path, int]], in_chans: int, 
     hist = np.zeros((in_chans, 256), dtype=np.int64)
 
     def one(i: int) -> np.ndarray:
-        img = decode_image(samples[i][0], in_chans, size if resize else None, owner, expect)
+        img = decode_image(samples[i][0], in_chans, size if resize else None, owner, expect, short_side=short_side)
         return channel_histograms(img[None])
 
     for h in _ordered_map(one, len(samples)):
@@ -376,16 +499,23 @@ def _fingerprint_imagefolder(*, root: Path, **_: Any) -> str:
 def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | None = None, in_chans: int = 3,
                 n_train: int | None = None, n_val: int | None = None,
                 mean: list[float] | None = None, std: list[float] | None = None,
-                in_memory: str | bool = "auto", cache_dir: str | None = None) -> DataBundle:
+                in_memory: str | bool = "auto", cache_dir: str | None = None, random_resized_crop: bool = False,
+                crop_scale: list[float] = (0.08, 1.0), crop_ratio: list[float] = (0.75, 4 / 3),
+                short_side: int | None = None) -> DataBundle:
     """Images from ``<root>/train`` and ``<root>/val`` (see the module docstring for defaults).
 
     ``mean``/``std`` null are computed from the training images (after ``n_train``); give
     explicit values to normalise like a pretrained model, e.g. ImageNet's
-    (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225).
+    (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225). Without them and with
+    ``random_resized_crop``, they are computed from the training images' deterministic view
+    (``short_side`` and centre crop, or a resize to ``image_size``).
     """
     owner = "imagefolder"
     opts = _check_imagefolder(root=root, seed=seed, image_size=image_size, in_chans=in_chans, n_train=n_train,
-                              n_val=n_val, mean=mean, std=std, in_memory=in_memory, cache_dir=cache_dir)
+                              n_val=n_val, mean=mean, std=std, in_memory=in_memory, cache_dir=cache_dir,
+                              random_resized_crop=random_resized_crop, crop_scale=crop_scale, crop_ratio=crop_ratio,
+                              short_side=short_side)
+    crop, short_side = opts["crop"], opts["short_side"]
     size, resize = opts["size"], opts["size"] is not None
     train, classes = scan_split(owner, Path(root) / "train", None)
     val, _ = scan_split(owner, Path(root) / "val", classes)
@@ -396,20 +526,21 @@ def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | N
     if size is None:  # the first image's size decides whether it fits; every other must match
         size = _header_size(owner, train[0][0])
     nbytes = (len(train) + len(val)) * in_chans * size[0] * size[1]
-    memory = opts["in_memory"] is True or (opts["in_memory"] == "auto" and nbytes <= IN_MEMORY_LIMIT)
+    memory = crop is None and (opts["in_memory"] is True or (opts["in_memory"] == "auto" and nbytes <= IN_MEMORY_LIMIT))
     cache: dict = {}
     if memory:
         decoded, cache = _decode_splits(owner, Path(root), {"train": train, "val": val}, in_chans, size, resize,
-                                        None if cache_dir is None else Path(cache_dir))
+                                        None if cache_dir is None else Path(cache_dir), short_side)
         train_ds, val_ds = decoded["train"], decoded["val"]
         computed = channel_stats(train_ds.images) if opts["mean"] is None or opts["std"] is None else None
     else:
         if not resize:  # a size mismatch must fail now, not in the middle of an epoch
             paths = [p for p, _ in train + val]
             _common_size(owner, paths, _ordered_map(lambda i: _header_size(owner, paths[i]), len(paths)))
-        train_ds = ImageFolderDataset(train, size, in_chans, resize, reference=train[0][0])
-        val_ds = ImageFolderDataset(val, size, in_chans, resize, reference=train[0][0])
-        computed = (_streamed_stats(owner, train, in_chans, size, resize)
+        train_ds = ImageFolderDataset(train, size, in_chans, resize, reference=train[0][0], short_side=short_side,
+                                      crop=crop)
+        val_ds = ImageFolderDataset(val, size, in_chans, resize, reference=train[0][0], short_side=short_side)
+        computed = (_streamed_stats(owner, train, in_chans, size, resize, short_side)
                     if opts["mean"] is None or opts["std"] is None else None)
     mean = opts["mean"] or computed[0]
     std = opts["std"] or computed[1]
@@ -417,5 +548,6 @@ def imagefolder(*, root: Path | None, seed: int, image_size: int | list[int] | N
         train=train_ds, val=val_ds, num_classes=len(classes), in_chans=in_chans,
         image_size=size[0] if size[0] == size[1] else size, class_names=classes,
         mean=mean, std=std, name=owner,
-        info={"source": str(root), "in_memory": memory, "decoded_bytes": nbytes, "resized": resize, **cache},
+        info={"source": str(root), "in_memory": memory, "decoded_bytes": nbytes, "resized": resize,
+              "random_resized_crop": crop is not None, "short_side": short_side, **cache},
     )

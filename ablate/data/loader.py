@@ -173,7 +173,10 @@ class FolderBatchLoader(_EpochLoader):
     ``DataLoader`` shuffle, so this path yields exactly what :class:`TensorBatchLoader` yields
     for the same images; workers decode in parallel and the DataLoader keeps batch order.
     One DataLoader serves every epoch, so its ``num_workers`` processes start once, not once
-    per epoch (``persistent_workers``). ``pin_memory`` page-locks each finished (augmented,
+    per epoch (``persistent_workers``). A dataset with ``keyed = True`` draws something per
+    sample in ``__getitem__`` (an image folder's random resized crop): it is asked for
+    ``(seed, epoch, index)`` instead of ``index``, so each sample's draw depends on those three
+    only, not on the worker or the batch it lands in. ``pin_memory`` page-locks each finished (augmented,
     normalised) batch, so its copy to a CUDA device can overlap compute; without CUDA it is off.
     """
 
@@ -186,7 +189,10 @@ class FolderBatchLoader(_EpochLoader):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen, batches, parts = self._batches()
-        self._sampler.batches = [b.tolist() for b in batches]
+        if getattr(self.dataset, "keyed", False):  # it draws per sample (e.g. a random resized crop)
+            self._sampler.batches = [[(self.seed, self.epoch, i) for i in b.tolist()] for b in batches]
+        else:
+            self._sampler.batches = [b.tolist() for b in batches]
         if self._loader is None:
             # Its own generator: without one, the DataLoader draws its worker base seed from the
             # global torch RNG, shifting the model's dropout draws away from the in-memory path's.

@@ -45,6 +45,8 @@ KEY_LENGTH = 12  # hex digits: 48 bits, collision-free for any realistic number 
 # before the key existed, so they are left out of the key and those runs keep their keys.
 ADDED_DEFAULTS: dict[str, Any] = {
     "data.random_resized_crop": False,
+    "data.crop_scale": [0.08, 1.0],
+    "data.crop_ratio": [0.75, 4 / 3],
     "data.short_side": None,
 }
 
