@@ -21,7 +21,7 @@ def train(overrides: list[str]) -> int:
     from ablate.train.run import prepare, run
 
     plan = prepare(compose(overrides))
-    plan.trainer.torch_device()  # it runs here: a CUDA device this machine lacks is bad input
+    plan.trainer.check_here()  # it runs here: a CUDA device (or device count) this machine lacks is bad input
     return 0 if run(plan).status == "completed" else 1
 
 

@@ -46,6 +46,9 @@ def plan_study(spec: StudySpec, extra: list[str] | tuple = ()) -> tuple[StudyJob
             plan = prepare(compose(overrides))
         except ConfigError as exc:
             raise ConfigError(f"sweep {spec.name!r}, search value in [{' '.join(overrides)}]: {exc}") from None
+        if plan.trainer.devices > 1:  # a trial's pruner lives in its worker: one process per trial
+            raise ConfigError(f"sweep {spec.name!r}: trainer.devices={plan.trainer.devices} in an Optuna study; "
+                              "allowed: trainer.devices=1 (study trials run as one process each)")
         config = config or plan.config
     sweep_dir = Path(config["paths"]["sweeps_dir"]) / spec.name
     env = {k: v for k, v in os.environ.items() if k.startswith("ABLATE_")}

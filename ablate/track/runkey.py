@@ -56,10 +56,14 @@ def _same_math(out: dict) -> None:
 
     - ``trainer.precision``: fp32 is left out; bf16 is ``trainer.amp: true`` (its deprecated
       alias, so a run keyed with amp=true keeps its key); fp16 stays.
-    - ``trainer.accumulate`` K (and ``trainer.devices`` W when it is an integer): the update is
-      the mean gradient of K x W micro-batches of ``data.batch_size`` each, whichever of K and W
-      makes them, so the key holds the step's global batch (``data.global_batch_size``, only
-      when it is not ``data.batch_size``) beside the micro-batch (BatchNorm's batch), not K or W.
+    - ``trainer.accumulate`` K: the update is the mean gradient of K micro-batches of
+      ``data.batch_size`` each, so the key holds the step's batch (``data.global_batch_size``,
+      only when it is not ``data.batch_size``) beside the micro-batch (BatchNorm's batch), not K.
+    - ``trainer.devices`` W: where the run executes. ``data.batch_size`` is the global
+      micro-batch, split over the W processes, and with ``trainer.sync_bn`` (the default)
+      BatchNorm normalises over all of it: the same math on any W, so neither is in the key.
+      Only ``sync_bn: false`` on W > 1 computes something else (BatchNorm over each process's
+      ``data.batch_size / W`` samples): then both are.
     """
     trainer, data = out.get("trainer"), out.get("data")
     if not isinstance(trainer, dict):
@@ -70,14 +74,12 @@ def _same_math(out: dict) -> None:
     elif precision != "fp32":
         trainer["precision"] = precision
     accumulate = trainer.pop("accumulate", 1)
-    devices = trainer.get("devices", 1)
-    if isinstance(devices, int) and not isinstance(devices, bool):
-        trainer.pop("devices", None)
-    else:
-        devices = 1
+    devices, sync_bn = trainer.pop("devices", 1), trainer.pop("sync_bn", True)
+    if sync_bn is not True and devices != 1:  # BatchNorm per process: over data.batch_size / devices
+        trainer.update(devices=devices, sync_bn=sync_bn)
     batch = data.get("batch_size") if isinstance(data, dict) else None
-    if isinstance(batch, int) and isinstance(accumulate, int) and accumulate * devices != 1:
-        data["global_batch_size"] = batch * accumulate * devices
+    if isinstance(batch, int) and isinstance(accumulate, int) and accumulate != 1:
+        data["global_batch_size"] = batch * accumulate
     elif accumulate != 1:  # not a number: keep it as given (the run refuses it anyway)
         trainer["accumulate"] = accumulate
 

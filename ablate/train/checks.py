@@ -39,6 +39,34 @@ def check_keys(group: str, values: Mapping[str, Any], cls: type) -> None:
         raise ConfigError(f"{group}: unknown key {unknown[0]!r}; allowed: {', '.join(names)}")
 
 
+def check_world(config: Mapping[str, Any]) -> None:
+    """A run of several processes (``trainer.devices`` x ``launcher.nodes`` under SLURM) splits
+    ``data.batch_size``, the global batch, evenly; per-process BatchNorm (``sync_bn: false``)
+    stays on one node (its run key holds ``trainer.devices``, not the nodes)."""
+    trainer = config.get("trainer") or {}
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        return  # TrainerConfig names the bad value
+    launcher = config.get("launcher") or {}
+    nodes = launcher.get("nodes", 1) if launcher.get("name") == "slurm" else 1
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ConfigError(f"launcher.nodes={nodes!r}; allowed: an integer >= 1")
+    if nodes > 1 and trainer.get("sync_bn", True) is False:
+        raise ConfigError(f"trainer.sync_bn=false with launcher.nodes={nodes}; allowed: trainer.sync_bn=true "
+                          "on several nodes (per-process BatchNorm runs on one node)")
+    batch = (config.get("data") or {}).get("batch_size")
+    if batch is None:
+        from ablate.data.registry import LOADER_DEFAULTS
+
+        batch = LOADER_DEFAULTS["batch_size"]
+    world = devices * nodes
+    if isinstance(batch, int) and not isinstance(batch, bool) and world > 1 and batch % world:
+        where = f"trainer.devices={devices}" + (f" x launcher.nodes={nodes}" if nodes > 1 else "")
+        multiples = ", ".join(str(world * k) for k in range(1, 4))
+        raise ConfigError(f"data.batch_size={batch} does not split over {where} = {world} processes "
+                          f"(it is the global batch); allowed: a multiple of {world} ({multiples}, ...)")
+
+
 def resolve_optimizer(target: Any) -> type:
     """The class a dotted ``optim._target_`` names, if it is a ``torch.optim.Optimizer`` subclass.
 

@@ -67,6 +67,8 @@ class TrainerConfig:
     compile: bool = False
     checkpoint: bool = True
     latency_repeats: int = 20
+    devices: int = 1
+    sync_bn: bool = True
     precision: str = "fp32"
     accumulate: int = 1
 
@@ -81,11 +83,12 @@ class TrainerConfig:
             self._number("grad_clip", self.grad_clip, 0.0, None, "null (off) or a number > 0", open_lo=True)
         if self.threads is not None:
             self._int("threads", self.threads, 1, what="null or an integer >= 1")
-        for key in ("amp", "channels_last", "compile", "checkpoint"):
+        for key in ("amp", "channels_last", "compile", "checkpoint", "sync_bn"):
             value = getattr(self, key)
             if not isinstance(value, bool):
                 raise ConfigError(f"trainer.{key}={value!r}; allowed: true, false")
         self._int("latency_repeats", self.latency_repeats, 1)
+        self._int("devices", self.devices, 1, what="an integer >= 1 (processes, one per device)")
         self._int("accumulate", self.accumulate, 1)
         if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision={self.precision!r}; allowed: {', '.join(PRECISIONS)}")
@@ -99,6 +102,8 @@ class TrainerConfig:
         dev = self.device if isinstance(self.device, str) else repr(self.device)
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"trainer.device={dev!r}; allowed: {', '.join(DEVICES)}")
+        if self.devices > 1 and dev.startswith("cuda:"):  # each process takes its own GPU
+            raise ConfigError(f"trainer.device={dev!r} with trainer.devices={self.devices}; allowed: auto, cuda, cpu")
 
     @staticmethod
     def _int(key: str, value: Any, lo: int, what: Optional[str] = None) -> int:
@@ -124,6 +129,15 @@ class TrainerConfig:
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"trainer.device={self.device!r} but CUDA is not available; allowed here: auto, cpu")
         return torch.device(self.device)
+
+    def check_here(self) -> torch.device:
+        """The run's device, checked on the machine it will run on (this one): CUDA present, and
+        ``devices`` of them for a run of several processes (one line otherwise)."""
+        device = self.torch_device()
+        if self.devices > 1 and device.type == "cuda" and self.devices > torch.cuda.device_count():
+            raise ConfigError(f"trainer.devices={self.devices} but this machine has {torch.cuda.device_count()} "
+                              f"CUDA device(s); allowed: 1 to {torch.cuda.device_count()} (or trainer.device=cpu)")
+        return device
 
 
 @dataclass
@@ -201,14 +215,18 @@ class StepLosses:
         self._losses.append(loss.detach())
         self._sizes.append(0 if skipped else size)
 
+    def _read(self) -> tuple[list[float], list[int]]:
+        """The pending steps' losses as floats (one host read) and their sizes."""
+        return torch.stack(self._losses).tolist(), self._sizes
+
     def check(self) -> float:
         """Read the pending losses (one host sync), check them; the epoch's mean loss so far."""
         if self._losses:
-            values = torch.stack(self._losses).tolist()
-            for i, (value, size) in enumerate(zip(values, self._sizes)):
+            values, sizes = self._read()
+            for i, (value, size) in enumerate(zip(values, sizes)):
                 if size and not math.isfinite(value):
                     raise Diverged(f"loss is {value} at epoch {self.epoch} step {self._first + i}")
-            for value, size in zip(values, self._sizes):
+            for value, size in zip(values, sizes):
                 if size:
                     self.sum += value * size
                     self.seen += size
@@ -218,11 +236,13 @@ class StepLosses:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "fp32", channels_last: bool = False) -> dict:
+def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "fp32", channels_last: bool = False,
+             reduce: Optional[Callable[[list], list]] = None) -> dict:
     """Top-1, top-5 (top-k for k = min(5, classes)) in percent and mean cross-entropy; the
     forward pass autocasts as training does (``precision`` bf16 or fp16).
 
     Sums stay on the device until the end: one host read per evaluation, not per batch.
+    ``reduce`` (a run of several processes, each evaluating its share): the sums of every rank.
     """
     model.eval()
     n, losses = 0, []
@@ -245,6 +265,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "f
     # Per-batch sums read as floats and added in batch order: the same number as one .item() a batch.
     loss_sum = sum(torch.stack(losses).tolist()) if losses else 0.0
     c1, c5 = (int(v) for v in torch.stack([c1, c5]).tolist())
+    if reduce is not None:
+        loss_sum, c1, c5, n = reduce([loss_sum, c1, c5, n])
     return {"top1": 100.0 * c1 / max(n, 1), "top5": 100.0 * c5 / max(n, 1), "loss": loss_sum / max(n, 1)}
 
 
@@ -293,6 +315,7 @@ def fit(
     on_epoch_end: Optional[Callable[[int, dict], None]] = None,
     log: Callable[[str], None] = print,
     console: Any = "auto",
+    parallel: Any = None,
 ) -> FitResult:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from the run's checkpoint.
 
@@ -310,6 +333,11 @@ def fit(
     is caught at the latest there (``Diverged`` names its step; no checkpoint of that epoch is
     written), and before a stop request is honoured.
 
+    ``parallel`` (``ablate.train.distributed.Parallel``): this process is one rank of a run of
+    several; it wraps the model (DDP), weighs the step loss, sums the step losses and the
+    evaluation over ranks, votes on stop requests, seeds each epoch's draws per rank and gives
+    every rank rank 0's epoch callback outcome. ``model`` stays the plain model (checkpoints).
+
     Precision (``cfg.precision``): fp32; bf16 autocast; fp16 autocast with a ``GradScaler``,
     which skips a step whose gradients are not finite (the step's loss is then left out of
     ``train_loss``; the row records ``skipped_steps`` and ``grad_scale``): a skipped step is not
@@ -318,6 +346,8 @@ def fit(
     ``_backward``); the loader's batch is the step's batch (K x the micro-batch).
     """
     device = cfg.torch_device()
+    if parallel is not None:
+        on_epoch_end = parallel.epoch_end(on_epoch_end)
     # Late in a cosine schedule, gradients and momentum buffers decay into float denormals,
     # which x86 CPUs process ~100x slower (measured: a 1.3 s epoch became 89 s). Flushing them
     # to zero changes no result that matters and keeps epochs at a steady speed.
@@ -354,8 +384,12 @@ def fit(
     elif files.metrics.exists():  # starting over (no or a damaged checkpoint): no stale rows
         files.rewrite_metrics([])
 
-    step_model = torch.compile(model, dynamic=False) if cfg.compile else model
+    step_model = model if parallel is None else parallel.wrap(model)  # DDP: model itself stays plain
+    step_model = torch.compile(step_model, dynamic=False) if cfg.compile else step_model
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    if parallel is not None:  # a short share of a batch weighs by its size
+        criterion = parallel.weigh(criterion, train_loader)
+    stop = stop_requested if parallel is None else parallel.stop_requested
     scale = scaler.get_scale() if scaler is not None else None
     skipped_in_a_row = 0
     bar = StepBar(bar_console() if console == "auto" else console, total=total,
@@ -364,11 +398,13 @@ def fit(
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             train_loader.set_epoch(epoch)
+            if parallel is not None:
+                parallel.start_epoch(epoch)
             model.train()
-            losses = StepLosses(epoch)
+            losses = StepLosses(epoch) if parallel is None else parallel.step_losses(epoch)
             skipped_steps = 0
             for step, (x, y) in enumerate(train_loader):
-                if stop_requested():
+                if stop():
                     losses.check()  # a divergence before the stop is the run's outcome, as it was
                     raise Preempted(f"stop requested at epoch {epoch} step {step}")
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -406,7 +442,8 @@ def fit(
                 if (step + 1) % LOG_EVERY == 0:  # the interval's one host read: NaN check + bar
                     bar.show(loss=losses.check())
             train_loss = losses.check()  # before evaluation and checkpoint: never save a diverged model
-            val = evaluate(step_model, val_loader, device, cfg.precision, cfg.channels_last)
+            val = evaluate(step_model, val_loader, device, cfg.precision, cfg.channels_last,
+                           reduce=None if parallel is None else parallel.reduce)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,

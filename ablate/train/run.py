@@ -8,8 +8,10 @@ W&B and releases the run's lock.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
+import os
 import socket
 import subprocess
 import time
@@ -116,6 +118,7 @@ def _check_knobs(config: dict) -> None:
 
     checks.check_seed(config.get("seed"))
     checks.check_keys("trainer", config["trainer"], TrainerConfig)
+    checks.check_world(config)
     checks.check_keys("tracking", config["tracking"], TrackingConfig)
     checks.check_optim(config["optim"])
     if FINGERPRINT_KEY in (config.get("data") or {}):
@@ -152,8 +155,20 @@ def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict
     checkpoint (pruning is a verdict of a study, not of a config).
     """
     plan = cfg if isinstance(cfg, RunPlan) else prepare(cfg)
-    store = plan.store
-    existing = store.get(plan.key)
+    if plan.trainer.devices > 1 or os.environ.get("ABLATE_DISTRIBUTED") == "1":  # several processes
+        from ablate.train.distributed import run_parallel
+
+        return run_parallel(plan, standing=_standing, execute=_execute, on_epoch_end=on_epoch_end, study=study)
+    done = _standing(plan, study)
+    if done is not None:
+        return done
+    with plan.files.lock():
+        return _execute(plan, plan.store, on_epoch_end)
+
+
+def _standing(plan: RunPlan, study: Optional[str]) -> Optional[RunRecord]:
+    """The run's record if it stands (nothing to train), else None; ``force`` sets it aside."""
+    existing = plan.store.get(plan.key)
     final = existing is not None and (existing.status in FINAL_STATUSES or (
         existing.status == "pruned" and study is not None and existing.sweep == study))
     if final and not plan.force:
@@ -161,11 +176,12 @@ def run(cfg: DictConfig | RunPlan, *, on_epoch_end: Optional[Callable[[int, dict
         return existing
     if existing and plan.force:
         log.info("force: previous run kept at %s", plan.files.set_aside())
-    with plan.files.lock():
-        return _execute(plan, store, on_epoch_end)
+    return None
 
 
-def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
+def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end, parallel=None) -> dict:
+    """Train ``plan`` and record it. ``parallel`` (``ablate.train.distributed.Parallel``): this
+    process is one rank of a run of several; only rank 0 writes the run dir, W&B and the record."""
     import torch
 
     from ablate.data import load_dataset, make_loader
@@ -174,10 +190,12 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
     from ablate.track.wandb_mirror import WandbMirror
     from ablate.train.engine import fit, install_preemption_handlers
 
-    files = plan.files
+    files = plan.files if parallel is None else parallel.files(plan.files)
+    main = parallel is None or parallel.is_main
+    tracking = plan.tracking if main else dataclasses.replace(plan.tracking, mode="disabled")
     try:
         files.create(plan.config)
-        handler = logging.FileHandler(files.log)
+        handler = logging.FileHandler(files.log) if main else logging.NullHandler()
     except OSError as exc:  # a full or read-only disk: nothing can be recorded, say so in one line
         raise RunNotRecorded(exc.errno, f"run {plan.key} not started, its run dir cannot be written "
                                         f"({exc.strerror or exc})", str(files.dir)) from None
@@ -194,6 +212,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         # What a run's numbers depend on besides its config (tables flag cells that mix them).
         record.update(threads=torch.get_num_threads(), device=str(plan.trainer.torch_device()), cpu=cpu_model())
         install_preemption_handlers()
+        if parallel is not None:
+            record.update(world_size=parallel.world_size)
         # The data seed (data.seed) is fixed across run seeds: seeds vary init and order, not data.
         bundle = load_dataset(plan.data_name, root=plan.data_root, **plan.data_kwargs)
         torch.manual_seed(plan.seed)
@@ -202,14 +222,17 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
         size = bundle.image_size if isinstance(bundle.image_size, (tuple, list)) else (bundle.image_size, bundle.image_size)
         input_size = (1, bundle.in_chans, *size)
         record.update(params=count_params(model), madds=count_madds(model, input_size), input_size=list(input_size))
+        if parallel is not None:  # BatchNorm over the global batch (trainer.sync_bn)
+            model = parallel.convert(model)
         loader = {"augment": True, **plan.loader_kwargs, "seed": plan.seed, "mean": bundle.mean, "std": bundle.std,
-                  "pin_memory": plan.trainer.torch_device().type == "cuda"}
+                  "pin_memory": plan.trainer.torch_device().type == "cuda",
+                  **({} if parallel is None else parallel.shard(plan.trainer.accumulate))}
         # A training batch is one optimiser step: trainer.accumulate micro-batches of data.batch_size.
         step = {"batch_size": loader["batch_size"] * plan.trainer.accumulate} if "batch_size" in loader else {}
         train_loader = make_loader(bundle.train, shuffle=True, **{**loader, **step})
         val_loader = make_loader(bundle.val, shuffle=False, **{**loader, "augment": False, "drop_last": False})
         start_epoch, history = _resume_point(files, plan.trainer)
-        mirror = WandbMirror(plan.tracking, run_dir=run_dir, run_key=plan.key, group=plan.sweep,
+        mirror = WandbMirror(tracking, run_dir=run_dir, run_key=plan.key, group=plan.sweep,
                              config=plan.config, tags=plan.tags, start_epoch=start_epoch, history=history,
                              replaced=_replaced_dirs(plan))
         record.update(wandb_dir=mirror.run_path, wandb_id=mirror.id)
@@ -221,10 +244,11 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
 
         make_optimizer = _optimizer_factory(plan.optim)
         result = fit(model, train_loader, val_loader, make_optimizer, plan.trainer, files=files,
-                     seed=plan.seed, on_epoch_end=epoch_end, log=log.info)
+                     seed=plan.seed, on_epoch_end=epoch_end, log=log.info if main else log.debug,
+                     console="auto" if main else None, parallel=parallel)
         record.update(top1=result.top1, top5=result.top5, loss=result.loss, epochs=result.epochs,
                       resumed_from=result.resumed_from)
-        record.update(latency_ms=measure_latency(model, input_size, device=plan.trainer.torch_device(),
+        record.update(latency_ms=None if not main else measure_latency(model, input_size, device=plan.trainer.torch_device(),
                                                  repeats=plan.trainer.latency_repeats,
                                                  warmup=min(3, plan.trainer.latency_repeats)),
                       status="completed")
@@ -250,7 +274,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
             _last_epoch(record, files.read_metrics())
         record.update(seconds=time.time() - started, finished_at=_now())
         try:
-            store.put(record)
+            if main:  # one record per run: rank 0's
+                store.put(record)
         except OSError as exc:  # the earlier record (if any) is untouched: the run reads as not done
             log.error("run %s: its record could not be written (%s); a relaunch trains it again", plan.key, exc)
             record.update(status="failed", message=f"record not written: {exc}")
@@ -260,7 +285,7 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end) -> dict:
                 mirror.finish(record.status)
             except Exception as exc:  # noqa: BLE001 - the mirror never decides a run's outcome
                 log.warning("run %s: W&B mirror: %s", plan.key, exc)
-        log.info("run %s %s  top1=%s  (%.1fs)  %s", plan.key, record.status, record.top1, record.seconds, run_dir)
+        (log.info if main else log.debug)("run %s %s  top1=%s  (%.1fs)  %s", plan.key, record.status, record.top1, record.seconds, run_dir)
         log.removeHandler(handler)
         handler.close()
     if stop is not None:

@@ -88,9 +88,15 @@ class Launcher:
         """Raise a one-line ConfigError if a run cannot execute where this launcher puts it
         (before any compute). Launchers that run here check each run's device on this machine;
         cluster launchers leave that to the node."""
+        if getattr(self.cfg, "runs_per_gpu", None):
+            several = next((r for r in runs if r.plan.trainer.devices > 1), None)
+            if several is not None:
+                raise ConfigError(f"launcher.runs_per_gpu={self.cfg.runs_per_gpu} packs runs of one process; run "
+                                  f"{several.key} has trainer.devices={several.plan.trainer.devices}; allowed: "
+                                  "launcher.runs_per_gpu=null for runs of several processes")
         if self.runs_here:
             for r in runs:
-                r.plan.trainer.torch_device()
+                r.plan.trainer.check_here()
 
     def launch(self, runs: list[PlannedRun]) -> list[RunRecord]:
         raise NotImplementedError

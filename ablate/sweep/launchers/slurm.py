@@ -57,6 +57,12 @@ class SlurmLauncherConfig(PackingConfig):
     folder: Optional[str] = None
     wait: bool = True
     poll_s: float = 2.0
+    nodes: int = 1            # nodes per run: a run of trainer.devices x nodes processes (tasks)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.nodes, bool) or not isinstance(self.nodes, int) or self.nodes < 1:
+            raise ConfigError(f"launcher.nodes={self.nodes!r}; allowed: an integer >= 1")
 
 
 def partitions() -> list[str]:
@@ -103,7 +109,9 @@ class _Task:
 
 
 class RunTask(_Task):
-    """One array task of a grid: its runs (one, or a packed chunk run K per GPU)."""
+    """One array task of a grid: its runs (one, or a packed chunk run K per GPU). A job of several
+    tasks trains its one run as that many processes: each task is a rank (torch's rendezvous
+    from SLURM's environment, ``ablate.train.distributed.export_slurm_env``)."""
 
     def __init__(self, env: dict[str, str], cfg: dict) -> None:
         super().__init__(env)
@@ -113,6 +121,9 @@ class RunTask(_Task):
         self._setenv()
         from ablate.sweep.launchers import get_launcher
         from ablate.sweep.runner import PlannedRun
+        from ablate.train.distributed import export_slurm_env
+
+        export_slurm_env()  # a run of several processes: this task is one of its ranks
 
         runs = [PlannedRun([], p) for p in plans]
         packed = len(plans) > 1 and self.cfg.get("runs_per_gpu")  # a chunk: K runs per GPU of this node
@@ -146,14 +157,27 @@ class SlurmLauncher(Launcher):
         if self.cfg.partition is not None and self.cfg.partition not in existing:
             raise ConfigError(f"SLURM partition {self.cfg.partition!r} does not exist; allowed: {', '.join(existing) or '(none)'}")
 
-    def _executor(self, folder: Path, name: str):
+    def check_runs(self, runs: list["PlannedRun"]) -> None:
+        """One job shape per launch: every run has the same ``trainer.devices`` (tasks per node),
+        and a run of several processes gets one GPU per task (``gpus_per_node`` 0 or devices)."""
+        super().check_runs(runs)
+        devices = sorted({r.plan.trainer.devices for r in runs})
+        if len(devices) > 1:
+            raise ConfigError(f"launcher slurm: runs with trainer.devices {', '.join(map(str, devices))} in one launch; "
+                              "allowed: one value per launch (launch each separately)")
+        n = devices[0] if devices else 1
+        if n > 1 and self.cfg.gpus_per_node not in (0, n):
+            raise ConfigError(f"launcher.gpus_per_node={self.cfg.gpus_per_node} with trainer.devices={n} (one task "
+                              f"per device); allowed: {n} (one GPU a task) or 0 (CPU processes)")
+
+    def _executor(self, folder: Path, name: str, tasks_per_node: int = 1, nodes: int = 1):
         import submitit
 
         c = self.cfg
         ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm", slurm_max_num_timeout=c.max_num_timeout)
         params: dict[str, Any] = {
-            "name": name, "timeout_min": c.timeout_min, "cpus_per_task": c.cpus_per_task, "nodes": 1,
-            "tasks_per_node": 1, "slurm_array_parallelism": c.array_parallelism,
+            "name": name, "timeout_min": c.timeout_min, "cpus_per_task": c.cpus_per_task, "nodes": nodes,
+            "tasks_per_node": tasks_per_node, "slurm_array_parallelism": c.array_parallelism,
             # submitit warns with SIGUSR2 by default; ablate's runs stop cleanly on SIGUSR1/SIGTERM.
             # Both sides agree on USR1: SLURM sends it (--signal), submitit's job handler takes it.
             "slurm_setup": [f"export SUBMITIT_PREEMPT_SIGNAL={PREEMPT_SIGNAL}", *c.setup],
@@ -178,7 +202,9 @@ class SlurmLauncher(Launcher):
         sweep_dir = Path(config["paths"]["sweeps_dir"]) / sweep
         per_task = self.cfg.runs_per_gpu * max(1, self.cfg.gpus_per_node) if self.cfg.runs_per_gpu else 1
         chunks = [[r.plan for r in runs[i:i + per_task]] for i in range(0, len(runs), per_task)]
-        ex = self._executor(Path(self.cfg.folder or sweep_dir / "submitit"), f"ablate-{sweep}")
+        devices = runs[0].plan.trainer.devices
+        ex = self._executor(Path(self.cfg.folder or sweep_dir / "submitit"), f"ablate-{sweep}",
+                            tasks_per_node=devices, nodes=self.cfg.nodes)  # one task per process of a run
         task = RunTask(capture_env(), {k: v for k, v in asdict(self.cfg).items() if k in PackingConfig.__dataclass_fields__
                                        and k != "name"})
         jobs = ex.map_array(task, chunks)
@@ -225,7 +251,8 @@ class SlurmLauncher(Launcher):
         records: list[dict] = []
         for j in jobs:
             try:
-                records.extend(r for r in (j.result() or []) if r)
+                # a run of several tasks: each task returns its list (rank 0 the record, others none)
+                records.extend(r for task in j.results() for r in (task or []) if r)
             except Exception as exc:  # noqa: BLE001 - one failed job must not hide the others
                 log.error("slurm job %s failed: %s", j.job_id, (str(exc).strip().splitlines() or [""])[-1])
         recorded = {e["job_id"]: e for e in read_json(sweep_dir / "slurm_jobs.json")["jobs"]}
