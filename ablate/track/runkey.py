@@ -56,14 +56,15 @@ def _same_math(out: dict) -> None:
 
     - ``trainer.precision``: fp32 is left out; bf16 is ``trainer.amp: true`` (its deprecated
       alias, so a run keyed with amp=true keeps its key); fp16 stays.
-    - ``trainer.accumulate`` K: the update is the mean gradient of K micro-batches of
-      ``data.batch_size`` each, so the key holds the step's batch (``data.global_batch_size``,
-      only when it is not ``data.batch_size``) beside the micro-batch (BatchNorm's batch), not K.
-    - ``trainer.devices`` W: where the run executes. ``data.batch_size`` is the global
-      micro-batch, split over the W processes, and with ``trainer.sync_bn`` (the default)
-      BatchNorm normalises over all of it: the same math on any W, so neither is in the key.
-      Only ``sync_bn: false`` on W > 1 computes something else (BatchNorm over each process's
-      ``data.batch_size / W`` samples): then both are.
+    - the batch split: ``data.batch_size`` B is the global micro-batch (one forward pass over
+      every process), ``trainer.accumulate`` K micro-batches make a step, ``trainer.devices`` W
+      (x ``launcher.nodes`` under SLURM) processes share each micro-batch. What that computes
+      is the step's mean gradient over K x B samples and BatchNorm over B samples
+      (``trainer.sync_bn``, the default, or one process) or over B / W (``sync_bn: false``). The
+      key holds those two: ``data.batch_size`` is BatchNorm's batch, ``data.global_batch_size``
+      the step's (only when it differs), not K, W or sync_bn. So W processes or K micro-batches
+      with per-process BatchNorm over the same samples are one run (B=256 on 4 GPUs without
+      sync_bn = B=64 x K=4 on one), and the process count never changes a key by itself.
     """
     trainer, data = out.get("trainer"), out.get("data")
     if not isinstance(trainer, dict):
@@ -75,11 +76,15 @@ def _same_math(out: dict) -> None:
         trainer["precision"] = precision
     accumulate = trainer.pop("accumulate", 1)
     devices, sync_bn = trainer.pop("devices", 1), trainer.pop("sync_bn", True)
-    if sync_bn is not True and devices != 1:  # BatchNorm per process: over data.batch_size / devices
-        trainer.update(devices=devices, sync_bn=sync_bn)
+    launcher = out.get("launcher") if isinstance(out.get("launcher"), dict) else {}
+    nodes = launcher.get("nodes", 1) if launcher.get("name") == "slurm" else 1
+    world = devices * nodes if all(isinstance(v, int) and not isinstance(v, bool) for v in (devices, nodes)) else 1
     batch = data.get("batch_size") if isinstance(data, dict) else None
-    if isinstance(batch, int) and isinstance(accumulate, int) and accumulate != 1:
-        data["global_batch_size"] = batch * accumulate
+    if isinstance(batch, int) and isinstance(accumulate, int):
+        norm = batch // world if sync_bn is False and world > 1 else batch  # BatchNorm's batch
+        data["batch_size"] = norm
+        if batch * accumulate != norm:
+            data["global_batch_size"] = batch * accumulate
     elif accumulate != 1:  # not a number: keep it as given (the run refuses it anyway)
         trainer["accumulate"] = accumulate
 

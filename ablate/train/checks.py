@@ -41,8 +41,7 @@ def check_keys(group: str, values: Mapping[str, Any], cls: type) -> None:
 
 def check_world(config: Mapping[str, Any]) -> None:
     """A run of several processes (``trainer.devices`` x ``launcher.nodes`` under SLURM) splits
-    ``data.batch_size``, the global batch, evenly; per-process BatchNorm (``sync_bn: false``)
-    stays on one node (its run key holds ``trainer.devices``, not the nodes)."""
+    ``data.batch_size``, the global batch, evenly."""
     trainer = config.get("trainer") or {}
     devices = trainer.get("devices", 1)
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
@@ -51,9 +50,6 @@ def check_world(config: Mapping[str, Any]) -> None:
     nodes = launcher.get("nodes", 1) if launcher.get("name") == "slurm" else 1
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
         raise ConfigError(f"launcher.nodes={nodes!r}; allowed: an integer >= 1")
-    if nodes > 1 and trainer.get("sync_bn", True) is False:
-        raise ConfigError(f"trainer.sync_bn=false with launcher.nodes={nodes}; allowed: trainer.sync_bn=true "
-                          "on several nodes (per-process BatchNorm runs on one node)")
     batch = (config.get("data") or {}).get("batch_size")
     if batch is None:
         from ablate.data.registry import LOADER_DEFAULTS
