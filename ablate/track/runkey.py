@@ -62,9 +62,11 @@ def _same_math(out: dict) -> None:
       is the step's mean gradient over K x B samples and BatchNorm over B samples
       (``trainer.sync_bn``, the default, or one process) or over B / W (``sync_bn: false``). The
       key holds those two: ``data.batch_size`` is BatchNorm's batch, ``data.global_batch_size``
-      the step's (only when it differs), not K, W or sync_bn. So W processes or K micro-batches
-      with per-process BatchNorm over the same samples are one run (B=256 on 4 GPUs without
-      sync_bn = B=64 x K=4 on one), and the process count never changes a key by itself.
+      the step's (only when it differs), not K or W, so the process count never changes a key
+      by itself. Per-process BatchNorm on W > 1 also keeps ``trainer.sync_bn: false``: its
+      running statistics are one process's (DDP broadcasts rank 0's), updated once a step,
+      where K micro-batches in one process update them K times: the same gradients, other
+      evaluation statistics, so another run.
     """
     trainer, data = out.get("trainer"), out.get("data")
     if not isinstance(trainer, dict):
@@ -83,6 +85,8 @@ def _same_math(out: dict) -> None:
     if isinstance(batch, int) and isinstance(accumulate, int):
         norm = batch // world if sync_bn is False and world > 1 else batch  # BatchNorm's batch
         data["batch_size"] = norm
+        if norm != batch:
+            trainer["sync_bn"] = False
         if batch * accumulate != norm:
             data["global_batch_size"] = batch * accumulate
     elif accumulate != 1:  # not a number: keep it as given (the run refuses it anyway)

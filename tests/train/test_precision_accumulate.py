@@ -74,12 +74,13 @@ def test_accumulate_in_the_run_key_is_the_global_batch(home):
     sem = semantic_config(to_container(compose([*TINY, "data.batch_size=8", "trainer.accumulate=2"])))
     assert sem["data"]["batch_size"] == 8 and sem["data"]["global_batch_size"] == 16
     assert "accumulate" not in sem["trainer"]
-    # micro-batches from accumulation or from processes with per-process BatchNorm (data.batch_size
-    # is the global batch, split over trainer.devices): the same update, one key
-    cfg = to_container(compose([*TINY, "data.batch_size=16", "trainer.devices=2", "trainer.sync_bn=false"]))
-    assert run_key(cfg) == k2
-    cfg["trainer"]["sync_bn"] = True  # BatchNorm over all 16: the plain batch of 16
+    # data.batch_size is the global batch, split over trainer.devices: with BatchNorm over all of
+    # it (sync_bn) 2 processes are the plain batch of 16; with per-process BatchNorm over 8 they
+    # are neither that nor 2 micro-batches of 8 (rank 0's running statistics, one update a step)
+    cfg = to_container(compose([*TINY, "data.batch_size=16", "trainer.devices=2"]))
     assert run_key(cfg) == b16
+    cfg["trainer"]["sync_bn"] = False
+    assert run_key(cfg) not in (b16, k2)
 
 
 # --- the loop -----------------------------------------------------------------------------
