@@ -160,34 +160,39 @@ def bench_epochs(rounds: int, attention: str, device: str) -> None:
 
     print(f"epoch time: {plan.model_name} + {attention}, {len(tx)} train / {len(vx)} val images, "
           f"batch {lk['batch_size']}, {plan.trainer.epochs} epochs, {plan.trainer.threads} thread(s), {dev}")
-    ratios, per_epoch = [], {"bare": [], "ablate": []}
+    ratios, cpu_ratios, per_epoch = [], [], {"bare": [], "ablate": []}
     with tempfile.TemporaryDirectory() as tmp:
         run_bare()  # warm-up: first-call costs (oneDNN kernels, allocator) belong to neither side
         for r in range(rounds):
             order = ("bare", "ablate") if r % 2 == 0 else ("ablate", "bare")
-            secs, hist = {}, {}
+            secs, cpu, hist = {}, {}, {}
             for side in order:
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 hist[side] = run_bare() if side == "bare" else run_ablate(Path(tmp), r)
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 secs[side] = (time.perf_counter() - t0) / plan.trainer.epochs
+                cpu[side] = time.process_time() - c0
                 per_epoch[side].append(secs[side])
             same = all(math.isclose(a[0], b[0], rel_tol=1e-6) and a[1] == b[1]
                        for a, b in zip(hist["bare"], hist["ablate"]))
             if not same:
                 raise SystemExit(f"the two loops computed different things: bare {hist['bare']} vs ablate {hist['ablate']}")
             ratios.append(secs["ablate"] / secs["bare"])
+            cpu_ratios.append(cpu["ablate"] / cpu["bare"])
             print(f"  round {r + 1}: bare {secs['bare']:.3f} s/epoch, ablate {secs['ablate']:.3f} s/epoch, "
-                  f"ratio {ratios[-1]:.3f}  (same losses and top-1: {hist['ablate'][-1][1]:.1f} %)")
+                  f"ratio {ratios[-1]:.3f}, CPU time ratio {cpu_ratios[-1]:.3f}  (same losses and top-1: "
+                  f"{hist['ablate'][-1][1]:.1f} %)")
     print(f"  median: bare {statistics.median(per_epoch['bare']):.3f} s/epoch, ablate "
           f"{statistics.median(per_epoch['ablate']):.3f} s/epoch, ratio ablate/bare {statistics.median(ratios):.3f}"
           f" (rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
     fastest = {k: min(v) for k, v in per_epoch.items()}
     print(f"  fastest round of each (least disturbed by other load): bare {fastest['bare']:.3f}, ablate "
           f"{fastest['ablate']:.3f} s/epoch, ratio {fastest['ablate'] / fastest['bare']:.3f}")
+    if dev.type == "cpu":  # CPU time of this process: what waiting for a core does not inflate
+        print(f"  CPU time ratio ablate/bare, median: {statistics.median(cpu_ratios):.3f}")
 
 
 # --- 2. per-run overhead ---------------------------------------------------------------------------
