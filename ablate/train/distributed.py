@@ -229,8 +229,13 @@ class Parallel:
         """The model the steps run through: DDP over the plain ``model`` (which ``fit`` keeps,
         so checkpoints have no ``module.`` prefix). Without ``sync_bn`` BatchNorm statistics are
         per rank and rank 0's running statistics are broadcast before each forward."""
+        import warnings
+
         from torch.nn.parallel import DistributedDataParallel
 
+        # A 1x1 conv's channels_last weight and its gradient differ in the strides of size-1
+        # dims only: the same memory order, nothing to fix.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=not self.sync_bn)
 

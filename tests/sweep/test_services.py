@@ -168,3 +168,41 @@ def test_a_partition_that_does_not_exist_is_one_line_before_any_submission(cmd, 
     assert err == "ablate: error: SLURM partition 'gpu' does not exist; allowed: debug\n"
     assert sh("sacct", "-n", "-X", "-a", "-o", "JobID", "-S", "now-1hours") == before  # nothing submitted
     assert not list(home.glob("outputs/sweeps/*/submitit")) and not (home / "outputs" / "runs").exists()
+
+
+def test_slurm_trains_one_run_as_two_tasks_requeued_after_usr1_like_torchrun_here(slurm_cluster, home, tmp_path):
+    """trainer.devices=2 under launcher=slurm: one job of 2 tasks (one per rank, CPU and gloo,
+    rendezvous from SLURM's environment). SIGUSR1 to the job mid-run stops both ranks at the
+    same step (preempted), submitit requeues the job, and the run resumes from its checkpoint;
+    rank 0 alone records the run and its W&B run, and the metrics are bit for bit those of the
+    same run started unbroken by torchrun here."""
+    sweep = tmp_path / "ddp.yaml"
+    sweep.write_text("grid: {attention: [ca]}\nseeds: [0]\n")
+    run = [*TINY, "tracking=offline", "data.n_train=1536", "trainer.epochs=3", "trainer.devices=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "ablate", "sweep", str(sweep), "--no-table", *SLURM, *run],
+                            env={**os.environ, "ABLATE_HOME": str(home)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    runs = home / "outputs" / "runs"
+    key = wait_for(lambda: next((p.parent.name for p in runs.glob("*/checkpoint.pt")), None), 180, "a checkpoint")
+    (job,) = json.loads((home / "outputs" / "sweeps" / "ddp" / "slurm_jobs.json").read_text())["jobs"]
+    sh("scancel", "--signal=USR1", job["job_id"])
+    wait_for(lambda: "BeginTime" in sh("squeue", "-h", "-j", job["job_id"], "-o", "%r"), 60, "the requeue")
+    time.sleep(2)
+    sh("scontrol", "update", f"JobId={job['job_id']}", "StartTime=now")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    rec = records(home)[key]
+    assert rec["status"] == "completed" and rec["world_size"] == 2 and rec["resumed_from"] == 1, rec["message"]
+    (attempt,) = [json.loads(p.read_text()) for p in (runs / key / "attempts").glob("*.json")]
+    assert attempt["status"] == "preempted" and attempt["message"].startswith("stop requested at epoch 1 step ")
+    assert len(list((runs / key / "wandb").glob("offline-run-*"))) == 2  # one W&B id, a dir per start
+    steps = sh("sacct", "-n", "-P", "-j", job["job_id"].split("_")[0], "-o", "JobID,NTasks,State")
+    assert [line.split("|")[1] for line in steps.splitlines() if "." in line and ".batch" not in line
+            and ".extern" not in line] == ["2"], steps  # the job's step: 2 tasks
+    here = tmp_path / "here"
+    local = subprocess.run([sys.executable, "-m", "ablate", "train", "attention=ca", "seed=0", *run],
+                           env={**os.environ, "ABLATE_HOME": str(here)}, capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr[-3000:]
+    rows = [json.loads(x) for x in (runs / key / "metrics.jsonl").read_text().splitlines()]
+    unbroken = [json.loads(x) for x in (here / "outputs" / "runs" / key / "metrics.jsonl").read_text().splitlines()]
+    assert [{**r, "seconds": 0} for r in rows] == [{**r, "seconds": 0} for r in unbroken]
