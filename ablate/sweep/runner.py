@@ -110,24 +110,25 @@ def _final_from_cache(sets: list[list[str]], configs: list[dict]) -> Optional[li
     runs, seen, stores = [], set(), {}
     for overrides, config in zip(sets, configs):
         entry = cache.read("plans", _plan_slot(config))
-        if entry is None or entry.get("code") != code or config.get("force"):
+        if entry is None or entry.get("code") != code or "config" not in entry or config.get("force"):
             return None
-        key = entry["key"]
-        root = Path(config["paths"]["runs_dir"]).resolve()
+        key, prepared = entry["key"], entry["config"]
+        root = Path(prepared["paths"]["runs_dir"]).resolve()
         store = stores.setdefault(root, RunDirStore(root))
         if store.status(key) not in FINAL_STATUSES:
             return None
         if key not in seen:
             seen.add(key)
-            runs.append(PlannedRun(overrides, config=config, key=key, run_dir=root / key))
+            runs.append(PlannedRun(overrides, config=prepared, key=key, run_dir=root / key))
     return runs
 
 
 def _prepare_all(spec: SweepSpec, sets: list[list[str]], configs: list[dict]) -> list[PlannedRun]:
     """Prepare every run (every knob checked; torch imported); record in the plan cache the key
-    of each config whose plan added nothing to it (no data fingerprint)."""
+    and prepared config of each run whose data has no fingerprint (generated data: its key
+    follows from the config alone; data read from files is fingerprinted on every plan)."""
     from ablate import cache
-    from ablate.data import fingerprints_memoised
+    from ablate.data import FINGERPRINT_KEY, fingerprints_memoised
     from ablate.train.run import prepare
 
     runs, seen = [], set()
@@ -138,8 +139,8 @@ def _prepare_all(spec: SweepSpec, sets: list[list[str]], configs: list[dict]) ->
                 plan = prepare(config)
             except ConfigError as exc:
                 raise ConfigError(f"sweep {spec.name!r}, run [{' '.join(overrides)}]: {exc}") from None
-            if plan.config == config:  # its key follows from the config alone, with this code
-                cache.write("plans", _plan_slot(config), {"code": code, "key": plan.key})
+            if FINGERPRINT_KEY not in (plan.config.get("data") or {}):
+                cache.write("plans", _plan_slot(config), {"code": code, "key": plan.key, "config": plan.config})
             if plan.key not in seen:
                 seen.add(plan.key)
                 runs.append(PlannedRun(overrides, plan))
