@@ -1,6 +1,4 @@
 """``python -m ablate ...`` == ``ablate ...``."""
-import sys
+from ablate.cli import entry
 
-from ablate.cli import main
-
-sys.exit(main())
+entry()

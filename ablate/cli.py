@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from typing import Callable, Optional
 
@@ -274,3 +275,31 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def entry() -> None:
+    """The ``ablate`` console script and ``python -m ablate``: ``main`` then a fast exit."""
+    exit_fast(main())
+
+
+def exit_fast(code: Optional[int]) -> None:
+    """Exit after every exit handler ran, without the interpreter's teardown.
+
+    Tearing down a process that imported torch takes 0.8-1.3 s on 2 cores (module and
+    object finalisation), paid by every ``ablate train`` and every short command. The exit
+    handlers (W&B, logging, multiprocessing) still run, and the streams are flushed; with a
+    non-daemon thread still alive, the normal exit waits for it as usual.
+    """
+    import atexit
+    import threading
+
+    code = 0 if code is None else int(code)
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
