@@ -26,3 +26,16 @@ def write_imagenet_tree(root: Path, n_train: int = 3, n_val: int = 1, seed: int 
                 ext = "png" if i % 4 == 3 else "JPEG"
                 Image.fromarray(img).save(d / f"{wnid}_{i:05d}.{ext}", **({"quality": 95} if ext == "JPEG" else {}))
     return root
+
+
+# Shipped sweeps whose runs read files under paths.data_dir (<ABLATE_HOME>/data/<sub>): planning
+# them needs the files, so tests write a stand-in there first.
+FILE_SWEEPS = {"imagenet_table2": "imagenet"}
+
+
+def write_stand_in(sweep: str, home: Path) -> str | None:
+    """Write the stand-in data sweep ``sweep`` reads (None: it reads no files); its sub-folder."""
+    sub = FILE_SWEEPS.get(sweep)
+    if sub is not None:
+        write_imagenet_tree(home / "data" / sub)
+    return sub

@@ -42,6 +42,9 @@ GRID_SWEEPS = [n for n in list_sweeps() if load_sweep(n).kind == "grid"]  # stud
 
 @pytest.mark.parametrize("name", GRID_SWEEPS)
 def test_every_shipped_grid_sweep_plans(name, home):
+    from tests.imagenet_tree import write_stand_in
+
+    write_stand_in(name, home)  # a sweep on files (ImageNet) plans against a stand-in tree
     spec = load_sweep(name)
     runs = plan_sweep(spec, ["trainer.epochs=1"])
     n_cells = 1
