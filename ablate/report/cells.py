@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.errors import ConfigError
+from ablate.report.compute import COMPUTE_KEY, device_seconds
 from ablate.report.spec import TableSpec
 from ablate.track.runkey import NON_SEMANTIC_KEYS
 
@@ -38,6 +39,8 @@ class RunFrame:
             row = _flat_config(rec.get("config") or {})
             cfg_keys.update(row)
             row.update((k, v) for k, v in rec.items() if k != "config")
+            if row.get(COMPUTE_KEY) is None:  # older records: seconds x world_size
+                row[COMPUTE_KEY] = device_seconds(rec)
             rows.append(row)
         df = pd.DataFrame(rows) if rows else pd.DataFrame({"run_key": pd.Series(dtype=object)})
         return cls(df, sorted(cfg_keys))

@@ -22,6 +22,7 @@ from ablate.report.plots import SettingStyle, label_settings
 from ablate.report.formats import write_table
 from ablate.report.kinds import TABLE_FORMATS
 from ablate.report.formats.html import html_page, to_html
+from ablate.report.compute import total_text
 from ablate.report.sources import open_store, project_paths, read_sweep_manifest, reports_dir, sweep_records
 from ablate.report.spec import PlotSpec, analysis_dir, list_tables, tables_for_sweep
 from ablate.report.figures import make_figure
@@ -74,7 +75,8 @@ def build_report(sweep: str, *, store: Union[None, str, ResultsStore] = None, pa
              f"<p class=\"meta\">{planned} planned runs; "
              + ", ".join(f"{c} {html.escape(str(s))}" for s, c in sorted(statuses.items()))
              + (f", {planned - len(records)} missing" if planned > len(records) else "")
-             + f". Source: {html.escape(_describe(st))}. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}.</p>"]
+             + f". Source: {html.escape(_describe(st))}. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}."
+             + (f" {html.escape(compute)}." if (compute := total_text(records)) else "") + "</p>"]
     built = []  # the tables, for the provenance section (the runs behind each cell)
     style = SettingStyle()  # one colour per setting, legends in table order: shared by every plot of the page
     for spec in specs or [None]:

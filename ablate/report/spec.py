@@ -18,9 +18,10 @@ from omegaconf import MISSING
 
 from ablate.config import check_spec_name, load_structured, project_root, spec_path
 from ablate.errors import ConfigError
+from ablate.report.compute import COMPUTE_KEY, COMPUTE_LABEL
 from ablate.report.kinds import PLOT_KINDS, TABLE_FORMATS
 
-AGGREGATES = ("mean_std", "mean", "share")
+AGGREGATES = ("mean_std", "mean", "share", "sum")
 BEST = ("max", "min")
 TESTS = ("auto", "welch", "mannwhitney", "ttest_rel", "wilcoxon")
 PAIRED_TESTS = ("ttest_rel", "wilcoxon")
@@ -59,7 +60,8 @@ class MetricSpec:
     scale: float = 1.0            # multiply before formatting (1e-6 for M)
     fmt: str = ".2f"              # Python format spec for the value
     aggregate: str = "mean_std"   # mean_std: "74.30 ± 0.12"; mean: "3.95" (constant over seeds);
-                                  # share: "2/3" seeds with value >= threshold (bimodal outcomes)
+                                  # share: "2/3" seeds with value >= threshold (bimodal outcomes);
+                                  # sum: the total over every recorded run of the cell (compute)
     threshold: Optional[float] = None  # for aggregate share, on the scaled value
     best: Optional[str] = None    # max | min: bold the best cell of each column; null = none
     delta: bool = False           # show "(+1.20)" against the baseline row, with its significance
@@ -119,6 +121,8 @@ class TableSpec:
                                                     # page (fits \\textwidth); default fits one column
     formats: list[str] = field(default_factory=lambda: ["md", "csv"])
     plots: list[PlotSpec] = field(default_factory=list)
+    compute: bool = False                           # add a column: device-hours per cell (wall x processes,
+                                                    # summed over its runs); the footnote gives the total
 
     def __post_init__(self) -> None:
         def coerce(cls, v):
@@ -126,6 +130,11 @@ class TableSpec:
 
         self.rows = [coerce(RowSpec, r) for r in self.rows]
         self.metrics = [coerce(MetricSpec, m) for m in self.metrics]
+        if not isinstance(self.compute, bool):
+            raise ConfigError(f"table {self.name!r}: compute={self.compute!r}; allowed: true, false")
+        if self.compute and not any(m.key == COMPUTE_KEY and m.aggregate == "sum" for m in self.metrics):
+            self.metrics.append(MetricSpec(key=COMPUTE_KEY, label=COMPUTE_LABEL, scale=1 / 3600, fmt=".3f",
+                                           aggregate="sum", short="device-h"))
         self.plots = [coerce(PlotSpec, p) for p in self.plots]
         self.row_key, self.column_key = coerce(AxisSpec, self.row_key), coerce(AxisSpec, self.column_key)
         check_spec_name("table", self.name)  # it names the table's files (<tables_dir>/<name>.<format>)
@@ -161,6 +170,9 @@ class TableSpec:
                 raise ConfigError(f"{where}: metric {m.key!r}: threshold goes with aggregate share (and only with it)")
             if m.bounds is not None and (len(m.bounds) != 2 or not m.bounds[0] < m.bounds[1]):
                 raise ConfigError(f"{where}: metric {m.key!r}: bounds={list(m.bounds)!r}; allowed: [lo, hi] with lo < hi, or null")
+            if m.aggregate == "sum" and m.delta:
+                raise ConfigError(f"{where}: metric {m.key!r}: delta does not go with aggregate sum; allowed: "
+                                  "delta: false, or aggregate mean_std, mean or share")
             if m.power and not (m.delta and m.aggregate == "mean_std"):
                 raise ConfigError(f"{where}: metric {m.key!r}: power goes with aggregate mean_std and delta: true")
             try:

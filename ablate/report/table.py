@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.errors import ConfigError
+from ablate.report.compute import COMPUTE_KEY
 from ablate.report.cells import RunFrame, check_one_setting, check_where_keys, layout
 from ablate.report.spec import POWER_LABEL, POWER_SHORT, MetricSpec, TableSpec
 from ablate.report.sequential import Design, decision, look_level
@@ -231,11 +232,15 @@ def _fill(spec: TableSpec, sub: pd.DataFrame, row: str, column: Optional[str], h
     # Seeds pair runs across rows (paired tests); a record without one pairs with nothing.
     seeds = done["seed"].fillna(-1) if "seed" in done.columns else pd.Series(-1, index=done.index)
     for m in spec.metrics:
-        raw = done[m.key] if m.key in done.columns else pd.Series(np.nan, index=done.index)
+        # A sum (compute) counts every recorded run of the cell: a failed run spent compute too.
+        runs = sub[status != MISSING_STATUS] if m.aggregate == "sum" else done
+        raw = runs[m.key] if m.key in runs.columns else pd.Series(np.nan, index=runs.index)
         vals = pd.to_numeric(raw, errors="coerce").astype(float)
         ok = np.isfinite(vals)
         xs = (vals[ok] * m.scale).tolist()
-        cell.data[m.id] = (xs, [int(s) for s in seeds[ok]])
+        run_seeds = seeds if runs is done else (runs["seed"].fillna(-1) if "seed" in runs.columns
+                                                   else pd.Series(-1, index=runs.index))
+        cell.data[m.id] = (xs, [int(s) for s in run_seeds[ok]])
         cell.summary[m.id] = summarize(xs, m.threshold, m.range)
     return cell
 
@@ -276,6 +281,8 @@ def _score(m: MetricSpec, s: Summary) -> float:
     """The number a cell is ranked by, rounded as displayed so shown ties are all bold."""
     if m.aggregate == "share":
         return round(s.hits / s.n, 9)
+    if m.aggregate == "sum":
+        return float(format(s.mean * s.n, m.fmt).replace(",", "")) if "%" not in m.fmt else s.mean * s.n
     return float(format(s.mean, m.fmt).replace(",", "")) if "%" not in m.fmt else s.mean
 
 
@@ -302,6 +309,8 @@ def format_cell(m: MetricSpec, s: Summary, comp: Optional[Comparison], spec: Tab
         return EMPTY
     if m.aggregate == "share":
         text = f"{s.hits}/{s.n}"
+    elif m.aggregate == "sum":
+        text = format(s.mean * s.n, m.fmt)
     elif m.aggregate == "mean" or np.isnan(s.std):
         text = format(s.mean, m.fmt)
     else:
@@ -374,6 +383,8 @@ def _values_row(spec: TableSpec, cell: _Cell, best: set) -> dict:
         if m.aggregate == "share":  # the share of seeds reaching the threshold, and its exact CI
             v.update({f"{m.id}": s.share, f"{m.id}_hits": s.hits, f"{m.id}_n": s.n,
                       f"{m.id}_ci_low": s.ci_low, f"{m.id}_ci_high": s.ci_high})
+        elif m.aggregate == "sum":  # the total over the cell's recorded runs (compute)
+            v.update({f"{m.id}_sum": s.mean * s.n if s.n else 0.0, f"{m.id}_n": s.n})
         else:  # the metric's mean, sample std and 95% t-interval (clipped to its range)
             v.update({f"{m.id}_mean": s.mean, f"{m.id}_std": s.std, f"{m.id}_n": s.n,
                       f"{m.id}_ci_low": s.ci_low, f"{m.id}_ci_high": s.ci_high})
@@ -405,6 +416,12 @@ def _footnotes(spec: TableSpec, table: Table, base: Optional[str], design: Optio
     for m in spec.metrics:
         if m.aggregate == "share":
             notes.append(f"{m.label}: k/n seeds reached {m.key} ≥ {m.threshold:g}.")
+    for m in spec.metrics:
+        if m.aggregate == "sum" and cells:
+            total = sum(c.summary[m.id].mean * c.summary[m.id].n for c in cells.values() if c.summary[m.id].n)
+            what = ("device-hours per cell (wall time x processes), summed over all its recorded runs"
+                    if m.key == COMPUTE_KEY else "summed over all the cell's recorded runs")
+            notes.append(f"{m.label}: {what}; total {format(total, m.fmt)}.")
     if table.bold.to_numpy().any():
         notes.append("Bold: best value per column.")
     if base is not None and any(m.delta for m in spec.metrics):

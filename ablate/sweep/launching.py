@@ -52,6 +52,9 @@ def launch_grid(spec, overrides: list[str], *, dry_run: bool = False, seeds_by_c
     if dry_run:  # run nothing, change nothing: the manifest is a launch's record
         for r in runs:
             print(f"{r.key}  {r.store.status(r.key) or 'missing':10s} {' '.join(r.overrides)}")
+        from ablate.sweep.cost import summary  # torch only for a run no finished run of its cell times
+
+        print(summary(todo, runs, launcher, SweepManifest.read(first["paths"]["sweeps_dir"], spec.name)))
         return Launched(runs, [])
     write_manifest(spec, runs, first["paths"]["sweeps_dir"], overrides, sequential=sequential)
     if todo:  # nothing to run starts nothing (no worker pool, no cluster check)

@@ -46,10 +46,13 @@ class RunRecord(Mapping):
     top1: Optional[float] = _metric("validation top-1 (%) after the last epoch")
     top5: Optional[float] = _metric("validation top-5 (%)")
     loss: Optional[float] = _metric("validation cross-entropy")
+    miou: Optional[float] = _metric("segmentation: validation mean IoU (%) over classes, from one confusion matrix")
+    pixel_acc: Optional[float] = _metric("segmentation: validation pixel accuracy (%), ignore pixels left out")
     params: Optional[int] = _metric("parameters, BatchNorm included")
     madds: Optional[int] = _metric("multiply-adds of one image, gating multiplies included")
     latency_ms: Optional[float] = _metric("batch-1 forward time on the run's device")
     seconds: Optional[float] = _metric("wall time of the run")
+    device_seconds: Optional[float] = _metric("compute: wall time x the run's processes (one device each)")
     epochs: Optional[int] = _metric("epochs trained (the last evaluated one for a stopped run)")
     input_size: Optional[list] = None
     resumed_from: Optional[int] = None               # epoch a resumed run started from
@@ -60,6 +63,7 @@ class RunRecord(Mapping):
     host: Optional[str] = None
     torch: Optional[str] = None                      # numerics: torch version, ...
     device: Optional[str] = None                     # ... device, ...
+    device_kind: Optional[str] = None                # the device's model: GPU name, or "CPU <model>"
     threads: Optional[int] = None                    # ... torch CPU threads while training, ...
     cpu: Optional[str] = None                        # ... and CPU model
     wandb_dir: Optional[str] = None

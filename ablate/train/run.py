@@ -210,7 +210,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end, parallel=None) -> 
     try:
         torch.set_num_threads(run_threads(plan.trainer.threads))
         # What a run's numbers depend on besides its config (tables flag cells that mix them).
-        record.update(threads=torch.get_num_threads(), device=str(plan.trainer.torch_device()), cpu=cpu_model())
+        record.update(threads=torch.get_num_threads(), device=str(plan.trainer.torch_device()), cpu=cpu_model(),
+                      device_kind=device_kind(plan.trainer.torch_device()))
         install_preemption_handlers()
         if parallel is not None:
             record.update(world_size=parallel.world_size)
@@ -272,7 +273,9 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end, parallel=None) -> 
     finally:
         if record.status != "completed":
             _last_epoch(record, files.read_metrics())
-        record.update(seconds=time.time() - started, finished_at=_now())
+        wall = time.time() - started
+        # Compute spent: wall x processes (trainer.devices x nodes, one device each; 1 for a plain run).
+        record.update(seconds=wall, device_seconds=wall * int(record.get("world_size") or 1), finished_at=_now())
         try:
             if main:  # one record per run: rank 0's
                 store.put(record)
@@ -337,6 +340,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def device_kind(device) -> str:
+    """The model of a run's device: the GPU's name, or ``CPU <model>``."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(device)
+    return f"CPU {cpu_model()}"
 
 
 def _replaced_dirs(plan: RunPlan) -> list[Path]:
