@@ -10,7 +10,10 @@ GROUPS = ["data", "model", "attention", "optim", "trainer", "tracking", "launche
 
 
 # Datasets read from files the user provides: with none there, validation says what is missing.
-NEEDS_FILES = {"cifar10", "cifar100", "imagefolder", "arrays"}
+NEEDS_FILES = {"cifar10", "cifar100", "imagefolder", "imagenet", "arrays", "voc"}
+# Options that need another group's option: label-map datasets train task=segmentation and back.
+NEEDS = {("data", "seg_alignment"): "task=segmentation", ("data", "voc"): "task=segmentation",
+         ("task", "segmentation"): "data=seg_alignment"}
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -20,7 +23,8 @@ def test_every_group_option_composes_and_validates(group, tiny_cfg):
     options = group_options(group)
     assert options, f"conf/{group}/ has no options"
     for opt in options:
-        cfg = tiny_cfg(f"{group}={opt}") if group != "data" else tiny_cfg(f"data={opt}", "~data.n_train", "~data.n_val")
+        extra = [NEEDS[group, opt]] if (group, opt) in NEEDS else []
+        cfg = tiny_cfg(f"{group}={opt}", *extra) if group != "data" else tiny_cfg(f"data={opt}", "~data.n_train", "~data.n_val", *extra)
         missing = group == "data" and (opt in NEEDS_FILES or (opt == "digits" and importlib.util.find_spec("sklearn") is None))
         if missing:  # checked before any compute: one line naming what is missing
             with pytest.raises(ValueError, match="not found|pip install scikit-learn|data.path") as exc:

@@ -66,6 +66,19 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int, hflip: 
     return x.contiguous()
 
 
+def augment_with_masks(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, pad: int, hflip: bool,
+                       part: Optional[tuple[torch.Tensor, int]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``augment_batch`` on images N,C,H,W and their label maps N,H,W with the same draws (the
+    same draws as the images alone take). Labels ride as one more uint8 channel holding label + 1
+    (255, "ignore", as 0), so the crop's zero padding comes back as 255: pixels from outside
+    the image are ignored, not background."""
+    if pad == 0 and not hflip:
+        return x, y
+    packed = torch.cat([x, ((y + 1) % 256).to(torch.uint8)[:, None]], dim=1)
+    packed = augment_batch(packed, generator, pad, hflip, part)
+    return packed[:, :-1], (packed[:, -1].to(torch.int64) - 1) % 256
+
+
 class _EpochLoader:
     """Shared state of both loaders: epoch, order, normalisation, augmentation settings."""
 
@@ -122,7 +135,9 @@ class _EpochLoader:
     def _finish(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
                 part: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, torch.Tensor]:
         self.global_size, self.share_size = part[1], len(y)
-        if self.augment:
+        if self.augment and y.ndim == 3:  # label maps (segmentation): the mask moves with its image
+            x, y = augment_with_masks(x, y, gen, self.pad, self.hflip, part if self.world_size > 1 else None)
+        elif self.augment:
             x = augment_batch(x, gen, self.pad, self.hflip, part if self.world_size > 1 else None)
         x = torch.addcmul(self._shift, x.to(torch.float32), self._scale)
         return x, y.to(torch.int64)

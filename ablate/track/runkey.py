@@ -37,6 +37,7 @@ NON_SEMANTIC_KEYS: tuple[str, ...] = (
     "trainer.threads",
     "trainer.checkpoint",
     "trainer.latency_repeats",
+    "model.init_from_path",  # where the source checkpoint lies: model.init_from says which it is
 )
 
 KEY_LENGTH = 12  # hex digits: 48 bits, collision-free for any realistic number of runs
@@ -48,6 +49,7 @@ ADDED_DEFAULTS: dict[str, Any] = {
     "data.crop_scale": [0.08, 1.0],
     "data.crop_ratio": [0.75, 4 / 3],
     "data.short_side": None,
+    "task": {"name": "classification"},  # the task group chosen explicitly: the same run as without it
 }
 
 

@@ -316,6 +316,7 @@ def fit(
     log: Callable[[str], None] = print,
     console: Any = "auto",
     parallel: Any = None,
+    task: Any = None,
 ) -> FitResult:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from the run's checkpoint.
 
@@ -344,6 +345,9 @@ def fit(
     a divergence, ``MAX_SKIPPED_STEPS`` of them in a row is. Accumulation (``cfg.accumulate``
     K): each batch of the loader is one optimiser step, run as K micro-batches (see
     ``_backward``); the loader's batch is the step's batch (K x the micro-batch).
+
+    ``task`` (``ablate.train.tasks``; None: classification): its ``criterion()``, ``evaluate``
+    and ``row(val)`` give the loss, the evaluation and the row's metrics (segmentation: mIoU).
     """
     device = cfg.torch_device()
     if parallel is not None:
@@ -386,7 +390,7 @@ def fit(
 
     step_model = model if parallel is None else parallel.wrap(model)  # DDP: model itself stays plain
     step_model = torch.compile(step_model, dynamic=False) if cfg.compile else step_model
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing) if task is None else task.criterion()
     if parallel is not None:  # a short share of a batch weighs by its size
         criterion = parallel.weigh(criterion, train_loader)
     stop = stop_requested if parallel is None else parallel.stop_requested
@@ -437,19 +441,19 @@ def fit(
                     with warnings.catch_warnings():  # a skipped first step is the scale search, not a misuse
                         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
                         scheduler.step()
-                losses.add(loss, y.numel(), skipped=skipped)
+                losses.add(loss, y.shape[0], skipped=skipped)
                 bar.step()
                 if (step + 1) % LOG_EVERY == 0:  # the interval's one host read: NaN check + bar
                     bar.show(loss=losses.check())
             train_loss = losses.check()  # before evaluation and checkpoint: never save a diverged model
-            val = evaluate(step_model, val_loader, device, cfg.precision, cfg.channels_last,
-                           reduce=None if parallel is None else parallel.reduce)
+            val = (evaluate if task is None else task.evaluate)(
+                step_model, val_loader, device, cfg.precision, cfg.channels_last,
+                reduce=None if parallel is None else parallel.reduce)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
-                "val_top1": val["top1"],
-                "val_top5": val["top5"],
-                "val_loss": val["loss"],
+                **({"val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"]}
+                   if task is None else task.row(val)),
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
             }
@@ -463,9 +467,11 @@ def fit(
                     **({"scaler": scaler.state_dict()} if scaler is not None else {}),
                 })
             files.append_metrics(row)
-            log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  val top1 {val['top1']:.2f}%  ({row['seconds']:.1f}s)")
-            bar.show(epoch=min(epoch + 1, cfg.epochs - 1), loss=row["train_loss"], top1=val["top1"])
+            said = f"val top1 {val['top1']:.2f}%" if task is None else task.summary(val)
+            log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  {said}  ({row['seconds']:.1f}s)")
+            bar.show(epoch=min(epoch + 1, cfg.epochs - 1), loss=row["train_loss"],
+                     top1=val["top1"] if task is None else task.headline(row))
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
     last = history[-1]
-    return FitResult(last["val_top1"], last["val_top5"], last["val_loss"], len(history), history, resumed_from)
+    return FitResult(last.get("val_top1"), last.get("val_top5"), last["val_loss"], len(history), history, resumed_from)

@@ -57,6 +57,9 @@ class RunPlan:
     sweep: Optional[str] = None
     tags: list = field(default_factory=list)
     force: bool = False
+    task: Optional[dict] = None           # the task group (ablate.train.tasks); None: classification
+    init_from: Optional[str] = None       # model.init_from as keyed (ablate.train.transfer)
+    init_from_path: Optional[str] = None  # the checkpoint file it was given as, if any
 
     @property
     def store(self) -> RunDirStore:
@@ -76,7 +79,7 @@ def prepare(cfg: DictConfig) -> RunPlan:
     the recorded config) identify the data, not where it lies.
     """
     from ablate.data import FINGERPRINT_KEY, check_dataset, split_config
-    from ablate.models import create_model
+    from ablate.train import tasks
 
     config = to_container(cfg)
     _check_knobs(config)
@@ -92,12 +95,13 @@ def prepare(cfg: DictConfig) -> RunPlan:
     except (FileNotFoundError, ImportError) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
     _check_data(config, data_name, data_root, data_kwargs, loader_kwargs)
-    model = dict(config["model"])
-    model_name = model.pop("name")
+    task, init_from, init_from_path = _check_task_and_transfer(config, data_name)
+    model = tasks.model_options(config["model"])
+    model_name = config["model"]["name"]
     attention = dict(config["attention"])
     seed = config["seed"]
     # Building the model checks every architecture and attention knob (cheap, CPU, no data).
-    create_model(model_name, num_classes=10, attention=attention, **model)
+    tasks.build_model(model_name, model, attention, task, num_classes=10)
     fingerprint = _data_fingerprint(data_name, data_root, data_kwargs)
     if fingerprint is not None:
         config["data"][FINGERPRINT_KEY] = fingerprint
@@ -108,7 +112,34 @@ def prepare(cfg: DictConfig) -> RunPlan:
         attention=attention, data_name=data_name, data_root=data_root, data_kwargs=data_kwargs, loader_kwargs=loader_kwargs,
         optim=dict(config["optim"]), seed=seed, sweep=config.get("sweep"),
         tags=list(config.get("tags") or []), force=bool(config.get("force", False)),
+        task=task, init_from=init_from, init_from_path=init_from_path,
     )
+
+
+def _check_task_and_transfer(config: dict, data_name: str) -> tuple[Optional[dict], Optional[str], Optional[str]]:
+    """The task group and ``model.init_from`` checked, and written into ``config`` as keyed
+    (``ablate.train.tasks``, ``ablate.train.transfer``)."""
+    from ablate.train import tasks, transfer
+
+    task = tasks.check_task(config.get("task"))
+    tasks.check_task_data(task, data_name)
+    if "task" in config:
+        config["task"] = task
+    model = config["model"]
+    if model.get("init_from_path") is not None and model.get("init_from") is None:
+        raise ConfigError(f"model.init_from_path={model['init_from_path']!r} without model.init_from; allowed: "
+                          "leave it unset (ablate records it)")
+    init_from = path = None
+    if model.get("init_from") is not None:
+        runs_dir = Path(config["paths"]["runs_dir"]).resolve()
+        init_from, path = transfer.resolve(model["init_from"], runs_dir)
+        model["init_from"] = init_from
+        if path is not None:
+            model["init_from_path"] = path
+        transfer.check_planned(config, runs_dir)
+    else:
+        model.pop("init_from", None)
+    return (task if task["name"] != "classification" else None), init_from, path
 
 
 def _check_knobs(config: dict) -> None:
@@ -185,7 +216,8 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end, parallel=None) -> 
     import torch
 
     from ablate.data import load_dataset, make_loader
-    from ablate.models import count_madds, count_params, create_model
+    from ablate.models import count_madds, count_params
+    from ablate.train import tasks
     from ablate.models.complexity import measure_latency
     from ablate.track.wandb_mirror import WandbMirror
     from ablate.train.engine import fit, install_preemption_handlers
@@ -218,8 +250,16 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end, parallel=None) -> 
         # The data seed (data.seed) is fixed across run seeds: seeds vary init and order, not data.
         bundle = load_dataset(plan.data_name, root=plan.data_root, **plan.data_kwargs)
         torch.manual_seed(plan.seed)
-        model = create_model(plan.model_name, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
-                             attention=plan.attention, **plan.model_kwargs)
+        model = tasks.build_model(plan.model_name, plan.model_kwargs, plan.attention, plan.task,
+                                  num_classes=bundle.num_classes, in_chans=bundle.in_chans)
+        if plan.init_from is not None:  # the source's backbone, checked (ablate.train.transfer)
+            from ablate.train import transfer
+
+            ckpt = transfer.source_checkpoint(plan.init_from, plan.init_from_path, files.dir.parent)
+            transfer.load_backbone(getattr(model, "backbone", None) or model.features, ckpt, plan.init_from)
+            record.update(init_from=plan.init_from)
+        task = None if plan.task is None else tasks.SegmentationTask(
+            bundle.num_classes, plan.task["ignore_index"], plan.trainer.label_smoothing)
         size = bundle.image_size if isinstance(bundle.image_size, (tuple, list)) else (bundle.image_size, bundle.image_size)
         input_size = (1, bundle.in_chans, *size)
         record.update(params=count_params(model), madds=count_madds(model, input_size), input_size=list(input_size))
@@ -246,9 +286,13 @@ def _execute(plan: RunPlan, store: RunDirStore, on_epoch_end, parallel=None) -> 
         make_optimizer = _optimizer_factory(plan.optim)
         result = fit(model, train_loader, val_loader, make_optimizer, plan.trainer, files=files,
                      seed=plan.seed, on_epoch_end=epoch_end, log=log.info if main else log.debug,
-                     console="auto" if main else None, parallel=parallel)
+                     console="auto" if main else None, parallel=parallel, task=task)
         record.update(top1=result.top1, top5=result.top5, loss=result.loss, epochs=result.epochs,
                       resumed_from=result.resumed_from)
+        if task is not None:
+            last = result.history[-1]
+            record.update(miou=last["val_miou"], pixel_acc=last["val_pixel_acc"],
+                          iou=[last.get(f"val_iou_{i}") for i in range(bundle.num_classes)])
         record.update(latency_ms=None if not main else measure_latency(model, input_size, device=plan.trainer.torch_device(),
                                                  repeats=plan.trainer.latency_repeats,
                                                  warmup=min(3, plan.trainer.latency_repeats)),
@@ -379,6 +423,8 @@ def _last_epoch(record: RunRecord, rows: list[dict]) -> None:
     if rows:
         last = rows[-1]
         record.update(top1=last.get("val_top1"), top5=last.get("val_top5"), loss=last.get("val_loss"), epochs=len(rows))
+        if "val_miou" in last:
+            record.update(miou=last["val_miou"], pixel_acc=last.get("val_pixel_acc"))
 
 
 def _optimizer_factory(optim: dict) -> Callable:
