@@ -49,7 +49,8 @@ ADDED_DEFAULTS: dict[str, Any] = {
     "data.crop_scale": [0.08, 1.0],
     "data.crop_ratio": [0.75, 4 / 3],
     "data.short_side": None,
-    "task": {"name": "classification"},  # the task group chosen explicitly: the same run as without it
+    "task": {"name": "classification"},
+    "model.init_from": None,  # no transfer (prepare drops it anyway)  # the task group chosen explicitly: the same run as without it
 }
 
 
