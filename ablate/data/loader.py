@@ -51,7 +51,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int, hflip: 
     augmented as in the whole batch.
     """
     n, _, h, w = x.shape
-    pick, total = part if part is not None else (slice(None), n)
+    pick, total = (part[0], part[1]) if part is not None else (slice(None), n)
     if pad > 0:
         padded = F.pad(x, (pad, pad, pad, pad))
         oy = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[pick]
@@ -90,6 +90,7 @@ class _EpochLoader:
         self.rank, self.world_size, self.micro_batches = rank, world_size, micro_batches
         self.epoch = 0
         self.global_size = self.share_size = 0  # the last share's global batch and its own size
+        self.share_parts: list[int] | None = None  # with micro_batches: its part of each micro-batch
         std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         # (x/255 - mean)/std folded into one multiply-add on the batch.
         self._scale = 1.0 / (255.0 * std_t)
@@ -102,9 +103,10 @@ class _EpochLoader:
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
 
-    def _batches(self) -> tuple[torch.Generator, list[torch.Tensor], list[tuple[torch.Tensor, int]]]:
+    def _batches(self) -> tuple[torch.Generator, list[torch.Tensor], list[tuple]]:
         """This epoch's generator, its index batches and each one's ``(positions in the global
-        batch, global batch size)``; the order is the generator's first draw.
+        batch, global batch size, sizes of its parts of the micro-batches or None)``; the order
+        is the generator's first draw.
 
         Both loaders call this, so they agree on the order and leave the generator in the same
         state for the augmentation draws that follow, batch by batch. With ``world_size > 1``
@@ -114,13 +116,15 @@ class _EpochLoader:
         leaves some ranks an empty share). With ``micro_batches`` K > 1 (gradient
         accumulation: the trainer runs each batch as K micro-batches of ``ceil(batch / K)``)
         each micro-batch is split so, and a rank's share is its parts of the K in order: the
-        ranks' j-th micro-batches together are the 1-process j-th micro-batch.
+        ranks' j-th micro-batches together are the 1-process j-th micro-batch (``share_parts``:
+        the sizes of this rank's parts, which the trainer splits the share by, so every rank runs
+        as many micro-batches, an empty part included, and their collectives pair up).
         """
         gen = epoch_generator(self.seed, self.epoch)
         order = torch.randperm(self.n, generator=gen) if self.shuffle else torch.arange(self.n)
         full = [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
         if self.world_size == 1:
-            return gen, full, [(torch.arange(len(idx)), len(idx)) for idx in full]
+            return gen, full, [(torch.arange(len(idx)), len(idx), None) for idx in full]
         batches, parts = [], []
         for idx in full:
             total = len(idx)
@@ -129,12 +133,12 @@ class _EpochLoader:
                      torch.tensor_split(pos, self.world_size)[self.rank])
                     for chunk, pos in zip(idx.split(size), torch.arange(total).split(size))]
             batches.append(torch.cat([m[0] for m in mine]))
-            parts.append((torch.cat([m[1] for m in mine]), total))
+            parts.append((torch.cat([m[1] for m in mine]), total, [len(m[0]) for m in mine]))
         return gen, batches, parts
 
     def _finish(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
-                part: tuple[torch.Tensor, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        self.global_size, self.share_size = part[1], len(y)
+                part: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        self.global_size, self.share_size, self.share_parts = part[1], len(y), part[2]
         if self.augment and y.ndim == 3:  # label maps (segmentation): the mask moves with its image
             x, y = augment_with_masks(x, y, gen, self.pad, self.hflip, part if self.world_size > 1 else None)
         elif self.augment:

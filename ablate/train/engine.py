@@ -277,7 +277,8 @@ def _autocast(device: torch.device, precision: str):
 
 
 def _backward(step_model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-              precision: str, scaler: Optional["torch.amp.GradScaler"], accumulate: int) -> torch.Tensor:
+              precision: str, scaler: Optional["torch.amp.GradScaler"], accumulate: int,
+              sizes: Optional[list[int]] = None) -> torch.Tensor:
     """Forward and backward of one optimiser step's batch; returns its mean loss (not detached
     for a single pass). With ``accumulate`` K > 1 the batch runs as K micro-batches (the last
     ones a sample smaller when K does not divide it), each loss weighted by its share of the
@@ -290,14 +291,14 @@ def _backward(step_model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: t
         (loss if scaler is None else scaler.scale(loss)).backward()
         return loss
     n = y.shape[0]
-    size = -(-n // accumulate)
+    size = sizes or -(-n // accumulate)  # sizes: a rank's share of each global micro-batch (may be empty)
     parts = list(zip(x.split(size), y.split(size)))
     no_sync = getattr(step_model, "no_sync", None)
     total = None
     for i, (xs, ys) in enumerate(parts):
         with (no_sync() if no_sync is not None and i < len(parts) - 1 else nullcontext()):
             with _autocast(device, precision):
-                part = criterion(step_model(xs), ys) * (ys.shape[0] / n)
+                part = criterion(step_model(xs), ys) * (ys.shape[0] / max(n, 1))
             (part if scaler is None else scaler.scale(part)).backward()
         total = part.detach() if total is None else total + part.detach()
     return total
@@ -415,7 +416,8 @@ def fit(
                 if cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 optimizer.zero_grad(set_to_none=True)
-                loss = _backward(step_model, criterion, x, y, device, cfg.precision, scaler, cfg.accumulate)
+                loss = _backward(step_model, criterion, x, y, device, cfg.precision, scaler, cfg.accumulate,
+                                 None if parallel is None else train_loader.share_parts)
                 skipped = False
                 if scaler is None:
                     if cfg.grad_clip:

@@ -129,13 +129,17 @@ def rgb(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_two_processes_reach_the_one_process_weights(tmp_path, rgb):
+@pytest.mark.parametrize("split", [["data.batch_size=64"], ["data.batch_size=32", "trainer.accumulate=2", "data.n_train=193"]])
+def test_two_processes_reach_the_one_process_weights(tmp_path, rgb, split):
     """Same global batch (64; the last, 11, splits 6/5), BatchNorm over all of it (sync_bn): 2
     processes train the weights 1 process trains, to float rounding, under the same run key.
+    With 2 accumulated micro-batches of 32 each micro-batch is shared out, and the last step
+    (1 sample) leaves rank 1 an empty micro-batch: both ranks still run it (their collectives
+    pair up) and it adds nothing.
     SGD: AdamW turns the rounding noise of gradients that are zero in exact arithmetic (a
     BatchNorm bias before another BatchNorm) into lr-sized steps, whatever reorders the sums.
     Rank 0 alone writes: one record, one W&B run, one log."""
-    common = ["data=arrays", f"data.path={rgb}", "data.batch_size=64", "trainer.epochs=2", "trainer.latency_repeats=1",
+    common = ["data=arrays", f"data.path={rgb}", *split, "trainer.epochs=2", "trainer.latency_repeats=1",
               "attention=se", "model.dropout=0", "optim=sgd", "trainer.channels_last=false", "trainer.threads=1"]
     _train(tmp_path / "one", *common, "tracking=disabled")
     _train(tmp_path / "two", *common, "trainer.devices=2", "tracking=offline")
