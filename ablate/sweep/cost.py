@@ -179,7 +179,8 @@ def throughput(plan, shape: dict, batch: int) -> dict:
 
     device = str(plan.trainer.torch_device())
     threads = _threads(plan) if device == "cpu" else None
-    key = [plan.model_name, plan.model_kwargs, plan.attention, shape, batch, plan.trainer.precision,
+    image = {k: shape[k] for k in ("in_chans", "size", "num_classes")}  # not the image counts
+    key = [plan.model_name, plan.model_kwargs, plan.attention, image, batch, plan.trainer.precision,
            plan.trainer.channels_last, device, threads, cache.code_digest("models")]
     slot = cache.digest("throughput", key)
     hit = cache.read("throughput", slot)
