@@ -15,7 +15,8 @@ classifier by an ASPP head:
   whose natural stride is already at or below ``output_stride`` is left unchanged.
 - ASPP: a 1x1 branch, three 3x3 atrous branches at rates (6, 12, 18) for output stride 16
   ((12, 24, 36) at 8, scaled as DeepLab does for other strides), and an image-pooling branch,
-  each conv-BN-ReLU with ``head_channels`` channels; concatenated, projected by 1x1 conv-BN-ReLU
+  each conv-BN-ReLU with ``head_channels`` channels (``head_rates`` sets other rates: the
+  embedded task uses small ones so that the head cannot span the canvas by itself); concatenated, projected by 1x1 conv-BN-ReLU
   (dropout ``dropout``), then 3x3 conv-BN-ReLU and the 1x1 classifier; logits are upsampled
   bilinearly to the input size (``align_corners=False``).
 
@@ -112,11 +113,11 @@ class DeepLabV3(nn.Module):
     """``backbone`` (a classification net's ``features``) + ``DeepLabHead``; logits N,K,H,W at the input size."""
 
     def __init__(self, backbone: nn.Module, channels: int, num_classes: int, output_stride: int,
-                 head_channels: int, dropout: float):
+                 head_channels: int, dropout: float, rates: Optional[tuple[int, ...]] = None):
         super().__init__()
         self.backbone = backbone
         self.output_stride = dilate_to_stride(backbone, output_stride)
-        self.head = DeepLabHead(channels, num_classes, head_channels, aspp_rates(output_stride), dropout)
+        self.head = DeepLabHead(channels, num_classes, head_channels, tuple(rates or aspp_rates(output_stride)), dropout)
         for m in self.head.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -128,7 +129,7 @@ class DeepLabV3(nn.Module):
         return F.interpolate(self.head(self.backbone(x)), size=size, mode="bilinear", align_corners=False)
 
 
-def check_head(output_stride, head_channels, dropout) -> None:
+def check_head(output_stride, head_channels, dropout, rates=None) -> None:
     """The head's options, one line each."""
     if output_stride not in OUTPUT_STRIDES or isinstance(output_stride, bool):
         raise ConfigError(f"task.output_stride={output_stride!r}; allowed: {', '.join(map(str, OUTPUT_STRIDES))}")
@@ -136,16 +137,20 @@ def check_head(output_stride, head_channels, dropout) -> None:
         raise ConfigError(f"task.head_channels={head_channels!r}; allowed: an integer >= 1 (DeepLabV3: 256)")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ConfigError(f"task.head_dropout={dropout!r}; allowed: a number in [0, 1)")
+    if rates is not None and (not isinstance(rates, (list, tuple)) or not rates
+                              or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rates)):
+        raise ConfigError(f"task.head_rates={rates!r}; allowed: null (DeepLab's for the output stride) or a list of integers >= 1")
 
 
 def create_segmenter(name: str, *, num_classes: int, output_stride: int = 16, head_channels: int = 256,
-                     head_dropout: float = 0.1, **model_kwargs) -> DeepLabV3:
+                     head_dropout: float = 0.1, head_rates: Optional[list] = None, **model_kwargs) -> DeepLabV3:
     """DeepLabV3 on backbone ``name`` (``create_model``'s arguments: attention, width, stem, ...)."""
-    check_head(output_stride, head_channels, head_dropout)
+    check_head(output_stride, head_channels, head_dropout, head_rates)
     net = create_model(name, num_classes=num_classes, **model_kwargs)
     features: Optional[nn.Module] = getattr(net, "features", None)
     if features is None:
         raise ConfigError(f"model {name!r} has no 'features' to segment with; allowed: a backbone with features")
     # the last BatchNorm of the features normalises their output channels (the last 1x1 conv's)
     channels = next(m for m in reversed(list(features.modules())) if isinstance(m, nn.BatchNorm2d)).num_features
-    return DeepLabV3(features, channels, num_classes, output_stride, head_channels, head_dropout)
+    return DeepLabV3(features, channels, num_classes, output_stride, head_channels, head_dropout,
+                     None if head_rates is None else tuple(head_rates))

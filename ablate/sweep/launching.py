@@ -43,6 +43,10 @@ def launch_grid(spec, overrides: list[str], *, dry_run: bool = False, seeds_by_c
     """Plan every run, record the manifest, launch the runs whose result does not stand yet."""
     from ablate.sweep.launchers import get_launcher
 
+    if getattr(spec, "init_from", None) and not dry_run:  # the source sweep first; its finished runs are reused
+        from ablate.sweep.depends import launch_sources
+
+        launch_sources(spec, overrides, launch_grid)
     runs = plan_sweep(spec, overrides, seeds_by_cell)
     todo = pending(runs)
     first = runs[0].config

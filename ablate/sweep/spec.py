@@ -54,6 +54,7 @@ class SweepSpec(BaseSweepSpec):
     grid: dict[str, list[Any]] = field(default_factory=dict)  # override key -> values
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per seed per cell
     shares: list[SharedCell] = field(default_factory=list)    # cells that are another sweep's cells
+    init_from: Optional[dict[str, Any]] = None                # {sweep, match}: start from its runs (sweep/depends.py)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -68,6 +69,11 @@ class SweepSpec(BaseSweepSpec):
             if not values:
                 raise ConfigError(f"sweep {self.name!r}: grid axis {key!r} has no values")
         self.shares = [_shared_cell(self.name, i, s) for i, s in enumerate(self.shares)]
+        if self.init_from is not None:
+            from ablate.sweep.depends import check_init_from
+
+            self.init_from = dict(self.init_from)
+            check_init_from(self.name, self.grid, self.init_from)
         for share in self.shares:
             self.select(share.cell, f"shares[{self.shares.index(share)}].cell")
 

@@ -110,7 +110,7 @@ def check_task(task: Optional[dict]) -> dict:
     if name not in TASKS:
         raise ConfigError(f"task.name={name!r}; allowed: {', '.join(TASKS)}")
     allowed = {"classification": {"name"},
-               "segmentation": {"name", "ignore_index", "output_stride", "head_channels", "head_dropout"}}[name]
+               "segmentation": {"name", "ignore_index", "output_stride", "head_channels", "head_dropout", "head_rates"}}[name]
     for key in task:
         if key not in allowed:
             raise ConfigError(f"task.{key} is not an option of task {name!r}; allowed: {', '.join(sorted(allowed))}")
@@ -119,10 +119,11 @@ def check_task(task: Optional[dict]) -> dict:
         task.setdefault("output_stride", 16)
         task.setdefault("head_channels", 256)
         task.setdefault("head_dropout", 0.1)
+        task.setdefault("head_rates", None)
         ig = task["ignore_index"]
         if isinstance(ig, bool) or not isinstance(ig, int) or not 0 <= ig <= 255:
             raise ConfigError(f"task.ignore_index={ig!r}; allowed: an integer in [0, 255] (Pascal VOC: 255)")
-        check_head(task["output_stride"], task["head_channels"], task["head_dropout"])
+        check_head(task["output_stride"], task["head_channels"], task["head_dropout"], task["head_rates"])
     return task
 
 
@@ -146,7 +147,8 @@ def build_model(name: str, options: dict, attention: dict, task: Optional[dict],
 
         return create_segmenter(name, num_classes=num_classes, in_chans=in_chans, attention=attention,
                                 output_stride=task["output_stride"], head_channels=task["head_channels"],
-                                head_dropout=task["head_dropout"], **model_options(options))
+                                head_dropout=task["head_dropout"], head_rates=task.get("head_rates"),
+                                **model_options(options))
     return create_model(name, num_classes=num_classes, in_chans=in_chans, attention=attention, **model_options(options))
 
 
