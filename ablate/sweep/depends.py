@@ -10,8 +10,6 @@ combination is one line naming it.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from ablate.errors import ConfigError
 
 
@@ -58,17 +56,6 @@ def add_init_from(spec, sets: list[list[str]], keys: dict[tuple, str]) -> list[l
                               f"{named}; allowed: combinations its grid and seeds have")
         out.append([*overrides, f"model.init_from={keys[want]}"])
     return out
-
-
-def check_init_from(name: str, grid: dict, value: Any) -> None:
-    """The sweep file's ``init_from`` (one line): ``{sweep: <other sweep>, match: [grid axes]}``."""
-    if not isinstance(value, dict) or not isinstance(value.get("sweep"), str) or set(value) - {"sweep", "match"}:
-        raise ConfigError(f"sweep {name!r}: init_from={value!r}; allowed: {{sweep: <another sweep>, match: [grid axes]}}")
-    if value["sweep"] == name:
-        raise ConfigError(f"sweep {name!r}: init_from.sweep is this sweep; allowed: another sweep")
-    for axis in value.get("match") or []:
-        if axis not in grid:
-            raise ConfigError(f"sweep {name!r}: init_from.match axis {axis!r} is not on the grid; allowed: {', '.join(grid)}")
 
 
 def launch_sources(spec, extra, launch) -> None:

@@ -70,10 +70,8 @@ class SweepSpec(BaseSweepSpec):
                 raise ConfigError(f"sweep {self.name!r}: grid axis {key!r} has no values")
         self.shares = [_shared_cell(self.name, i, s) for i, s in enumerate(self.shares)]
         if self.init_from is not None:
-            from ablate.sweep.depends import check_init_from
-
             self.init_from = dict(self.init_from)
-            check_init_from(self.name, self.grid, self.init_from)
+            _check_init_from(self.name, self.grid, self.init_from)
         for share in self.shares:
             self.select(share.cell, f"shares[{self.shares.index(share)}].cell")
 
@@ -105,6 +103,18 @@ class SweepSpec(BaseSweepSpec):
         """Every run's override list: each cell x its seeds (``seeds_by_cell``, default the sweep's)."""
         return [self.run_overrides(cell, seed) for cell in self.cells(extra)
                 for seed in (seeds_by_cell or {}).get(cell, self.seeds)]
+
+
+def _check_init_from(name: str, grid: dict, value: Any) -> None:
+    """The sweep file's ``init_from`` (one line): ``{sweep: <other sweep>, match: [grid axes]}``
+    (what it does: ``ablate.sweep.depends``)."""
+    if not isinstance(value, dict) or not isinstance(value.get("sweep"), str) or set(value) - {"sweep", "match"}:
+        raise ConfigError(f"sweep {name!r}: init_from={value!r}; allowed: {{sweep: <another sweep>, match: [grid axes]}}")
+    if value["sweep"] == name:
+        raise ConfigError(f"sweep {name!r}: init_from.sweep is this sweep; allowed: another sweep")
+    for axis in value.get("match") or []:
+        if axis not in grid:
+            raise ConfigError(f"sweep {name!r}: init_from.match axis {axis!r} is not on the grid; allowed: {', '.join(grid)}")
 
 
 def _shared_cell(sweep: str, i: int, data: Any) -> SharedCell:
