@@ -32,10 +32,8 @@ def source_overrides(extra) -> list[str]:
     return [o for o in extra if o.split("=", 1)[0].lstrip("+~").startswith("paths.")]
 
 
-def with_sources(spec, extra: list[str] | tuple = ()) -> dict[tuple, str]:
-    """``{(match values..., seed): source run key}`` from the planned source sweep."""
-    from ablate.sweep.runner import plan_sweep
-
+def with_sources(spec, extra: list[str] | tuple, plan_sweep) -> dict[tuple, str]:
+    """``{(match values..., seed): source run key}`` from the source sweep planned by ``plan_sweep``."""
     source = source_spec(spec)
     match = list(spec.init_from.get("match") or [])
     keys: dict[tuple, str] = {}

@@ -75,7 +75,7 @@ def plan_sweep(spec: SweepSpec, extra: list[str] | tuple = (), seeds_by_cell: Op
     if getattr(spec, "init_from", None):  # each run starts from its source sweep's run (sweep/depends.py)
         from ablate.sweep.depends import add_init_from, with_sources
 
-        sets = add_init_from(spec, sets, with_sources(spec, extra))
+        sets = add_init_from(spec, sets, with_sources(spec, extra, plan_sweep))
     configs = _compose(spec, sets)
     final = _final_from_cache(sets, configs)
     if final is not None:
