@@ -21,8 +21,10 @@ from ablate.report.spec import TableSpec
 from ablate.track.runkey import NON_SEMANTIC_KEYS
 
 # Keys that may differ inside one cell: the seed is what a cell averages over; the rest do not
-# change what a run computes (the run key ignores them too).
-POOLABLE = ("seed", *NON_SEMANTIC_KEYS)
+# change what a run computes (the run key ignores them too). model.init_from: a transfer run's
+# source is the source sweep's run of the same setting at that seed (sweeps' init_from), so it
+# varies with the seed as the seed does.
+POOLABLE = ("seed", "model.init_from", *NON_SEMANTIC_KEYS)
 
 
 @dataclass
