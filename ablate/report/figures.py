@@ -54,6 +54,15 @@ def curves(plot, records, store, manifest, style=None):
     return plots.plot_curves(records, store.metrics, y, plot.series, plot.where, plot.title, style)
 
 
+@PLOT_KINDS.register("masks")
+def masks(plot, records, store, manifest, style=None):
+    """Segmentation: predicted masks beside the ground truth on validation images, one column per
+    setting (its median-mIoU run's checkpoint; ablate/report/seg_masks.py)."""
+    from ablate.report.seg_masks import plot_masks
+
+    return plot_masks(records, store, plot.where, style)
+
+
 @PLOT_KINDS.register("attention_maps")
 def attention_maps(plot, records, store, manifest, style=None):
     """Each attention setting's spatial gate and block output on one validation image per class,
