@@ -185,6 +185,8 @@ class SlurmLauncher(Launcher):
         }
         if c.gpus_per_node:
             params["gpus_per_node"] = c.gpus_per_node
+        if tasks_per_node * nodes > 1:  # the ranks of one run: a task that fails ends the others
+            params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]  # (not left waiting at the rendezvous)
         if c.mem_gb:
             params["mem_gb"] = c.mem_gb
         for key, value in (("slurm_partition", c.partition), ("slurm_account", c.account), ("slurm_qos", c.qos)):
