@@ -60,6 +60,9 @@ def get_norm_layer(name_or_cls: LayerSpec) -> Type[nn.Module]:
 
 
 ACT_NAMES = tuple(sorted(_ACTS))
+# The named activation/gate classes: each acts element-wise, so it gives the same values on any
+# layout of its input (CoordAttention's strip path relies on it).
+ELEMENTWISE_LAYERS = frozenset(_ACTS.values())
 NORM_NAMES = tuple(sorted(_NORMS))
 
 

@@ -1,63 +1,126 @@
-"""The fused CA pieces (ablate/models/attention/fused.py) compute exactly what autograd computes
-on the plain expressions: values and every gradient, NCHW and channels_last, odd sizes, and the
-whole CA module with each knob against the same module run on plain ops."""
+"""The fused CA (ablate/models/attention/fused.py and CoordAttention's strip path) computes the
+official CA math: values and every gradient equal the published formulation on plain ops (1x1
+convs on (N, C, L, 1) strips, ``x.mean``, ``x * a_w * a_h``) and the paper's equations, for
+every branch/pool/gate/transform knob, NCHW and channels_last, odd and changing sizes, train
+and eval; gradcheck/gradgradcheck in float64 (and float32 at float32 tolerances); linked and
+unlinked backward passes; and under ``torch.compile``."""
 
 import itertools
 
 import pytest
 import torch
+from torch import nn
 
-from ablate.models.attention import coord
+from ablate.models.attention import coord, fused
 from ablate.models.attention.coord import CoordAttention
-from ablate.models.attention.fused import coord_gate, strip_means
+from ablate.models.attention.fused import coord_gate, strip_means, sum_over_h, sum_over_w
+from tests.models.test_coord_attention import reference_ca
 
 SHAPES = [(2, 3, 5, 7), (1, 4, 1, 6), (3, 2, 6, 1), (2, 8, 4, 4)]
 FORMATS = [torch.contiguous_format, torch.channels_last]
+FMT_IDS = ["nchw", "nhwc"]
 
 
-def _inputs(shape, fmt, dtype=torch.float64):
-    g = torch.Generator().manual_seed(sum(shape))
-    n, c, h, w = shape
-    x = torch.randn(shape, generator=g, dtype=dtype).contiguous(memory_format=fmt).requires_grad_()
-    a_h = torch.rand((n, c, h, 1), generator=g, dtype=dtype).requires_grad_()
-    a_w = torch.rand((n, c, 1, w), generator=g, dtype=dtype).requires_grad_()
-    return x, a_h, a_w
+def _x(shape, fmt, dtype=torch.float64, seed=None):
+    g = torch.Generator().manual_seed(sum(shape) if seed is None else seed)
+    return torch.randn(shape, generator=g, dtype=dtype).contiguous(memory_format=fmt).requires_grad_()
+
+
+def _plain_strips(x):
+    return torch.cat([x.mean(3).permute(2, 0, 1), x.mean(2).permute(2, 0, 1)], 0)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("fmt", FORMATS, ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_strip_sums_and_means_equal_plain_reductions(shape, fmt, dtype):
+    x = _x(shape, fmt, dtype).detach()
+    for mv in (None, False):  # the CPU matrix-vector form and the plain-sum form (other devices)
+        torch.testing.assert_close(sum_over_w(x, 0.5, mv=mv), x.sum(3) * 0.5)
+    torch.testing.assert_close(sum_over_h(x, 0.5), x.sum(2) * 0.5)
+    odd = x.transpose(2, 3)  # neither NCHW- nor NHWC-contiguous: the plain reductions
+    torch.testing.assert_close(sum_over_w(odd), odd.sum(3))
+    torch.testing.assert_close(sum_over_h(odd), odd.sum(2))
+    s = strip_means(x)
+    assert s.shape == (shape[2] + shape[3], shape[0], shape[1]) and s.is_contiguous()
+    torch.testing.assert_close(s, _plain_strips(x))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
 def test_gate_and_pools_pass_gradcheck_and_gradgradcheck(shape, fmt):
-    x, a_h, a_w = _inputs(shape, fmt)
+    n, c, h, w = shape
+    x = _x(shape, fmt)
+    a_h = torch.rand((n, c, h, 1), dtype=torch.float64).requires_grad_()
+    a_w = torch.rand((n, c, 1, w), dtype=torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(coord_gate, (x, a_h, a_w))
     assert torch.autograd.gradgradcheck(coord_gate, (x, a_h, a_w))
-    assert torch.autograd.gradcheck(lambda t: strip_means(t), (x,))
-    assert torch.autograd.gradcheck(lambda t: strip_means(t)[0], (x,))  # one output unused
-    assert torch.autograd.gradcheck(lambda t: strip_means(t)[1], (x,))
+    assert torch.autograd.gradcheck(strip_means, (x,))
+    assert torch.autograd.gradgradcheck(strip_means, (x,))
+    assert torch.autograd.gradcheck(lambda t: strip_means(t)[:h], (x,))  # one strip unused
+
+
+def _gates(s, weight, h):
+    """Differentiable gates from the strips (L, N, C): a_h (N, C, H, 1), a_w (N, C, 1, W)."""
+    a = torch.sigmoid(s @ weight)
+    return a[:h].permute(1, 2, 0).unsqueeze(3), a[h:].permute(1, 2, 0).unsqueeze(2)
+
+
+def _linked(x, weight):
+    s = strip_means(x)
+    a_h, a_w = _gates(s, weight, x.shape[2])
+    return coord_gate(x, a_h, a_w, s.grad_fn), a_h
+
+
+def _plain(x, weight):
+    a_h, a_w = _gates(_plain_strips(x), weight, x.shape[2])
+    return x * a_w * a_h, a_h
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("fmt", FORMATS, ids=["nchw", "nhwc"])
-def test_fused_equals_plain_autograd_and_keeps_the_memory_format(shape, fmt):
-    x, a_h, a_w = _inputs(shape, fmt, torch.float32)
-    g = torch.randn(shape).contiguous(memory_format=fmt)
-    out = coord_gate(x, a_h, a_w)
-    ref = x * a_w * a_h
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+def test_linked_backward_equals_plain_autograd_whatever_is_asked(shape, fmt, monkeypatch):
+    x = _x(shape, fmt)
+    weight = torch.randn(shape[1], shape[1], dtype=torch.float64, requires_grad=True)
+    g = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=fmt)
+    out, a_h = _linked(x, weight)
+    ref, ref_a_h = _plain(x, weight)
     torch.testing.assert_close(out, ref)
-    got = torch.autograd.grad(out, (x, a_h, a_w), g)
-    want = torch.autograd.grad(ref, (x, a_h, a_w), g)
-    for a, b in zip(got, want):
+    want = torch.autograd.grad(ref, (x, weight), g, retain_graph=True)
+    # Parameters only first (the pools' node is not run: the gate must keep nothing for later),
+    # then x, then both, on the same graph; then a sum that also reaches a_h directly.
+    torch.testing.assert_close(torch.autograd.grad(out, weight, g, retain_graph=True)[0], want[1])
+    torch.testing.assert_close(torch.autograd.grad(out, x, g, retain_graph=True)[0], want[0])
+    for a, b in zip(torch.autograd.grad(out, (x, weight), g, retain_graph=True), want):
         torch.testing.assert_close(a, b)
-    p_h, p_w = strip_means(x)
-    torch.testing.assert_close(p_h, x.mean(3, keepdim=True))
-    torch.testing.assert_close(p_w, x.mean(2, keepdim=True))
-    (gx,) = torch.autograd.grad((p_h * a_h).sum() + (p_w * a_w).sum(), x)
-    (gx_ref,) = torch.autograd.grad((x.mean(3, keepdim=True) * a_h).sum() + (x.mean(2, keepdim=True) * a_w).sum(), x)
-    torch.testing.assert_close(gx, gx_ref)
-    assert gx.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(torch.autograd.grad(out, a_h, g, retain_graph=True)[0],
+                               torch.autograd.grad(ref, ref_a_h, g, retain_graph=True)[0])
+    got = torch.autograd.grad((out * g).sum() + a_h.sum(), x)[0]
+    torch.testing.assert_close(got, torch.autograd.grad((ref * g).sum() + ref_a_h.sum(), x)[0])
+    assert torch.autograd.gradcheck(lambda t: _linked(t, weight)[0], (x,))
+    assert torch.autograd.gradgradcheck(lambda t: _linked(t, weight)[0], (x,))
+    # The link is what runs: the pools' backward gets the gate's share (and the result is the
+    # same without it).
+    taken = []
+    backward = fused._StripMeans.backward
+
+    def spy(ctx, q):
+        taken.append(ctx.stash is not None)
+        return backward(ctx, q)
+
+    monkeypatch.setattr(fused._StripMeans, "backward", staticmethod(spy))
+    out, _ = _linked(x, weight)
+    torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], want[0])
+    assert taken == [True]
+    monkeypatch.setattr(fused, "_will_run", lambda node: False)
+    out, _ = _linked(x, weight)
+    torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], want[0])
+    assert taken == [True, False]
 
 
 def _plain_forward(self, x):
-    """CoordAttention.forward on plain ops (the pre-fusion code), for comparison."""
+    """CoordAttention.forward as the published formulation on plain ops: 1x1 convs on
+    (N, C, L, 1) strips, ``x.mean``, ``x * a_w * a_h`` (the module before fusion)."""
     h, w = x.shape[2], x.shape[3]
     if self.branches == "h":
         return x * self.gate(self.conv_h(self._transform(coord._strip_pool(x, 3, self.pool))))
@@ -76,21 +139,101 @@ KNOBS = [dict(branches=b, pool=p, gate=g, shared_transform=s)
          for b, p, g, s in itertools.product(["hw", "h", "w"], ["avg", "max", "avgmax"], ["sigmoid", "hsigmoid"], [True, False])]
 
 
-@pytest.mark.parametrize("knobs", KNOBS, ids=lambda k: "-".join(str(v) for v in k.values()))
-def test_ca_module_fused_equals_plain_ops_forward_and_every_gradient(knobs):
+def _pair(dtype=torch.float64, **knobs):
     torch.manual_seed(0)
-    fused = CoordAttention(16, reduction=4, **knobs)
-    plain = CoordAttention(16, reduction=4, **knobs)
-    plain.load_state_dict(fused.state_dict())
-    for (h, w), fmt, training in itertools.product([(5, 7), (8, 8), (1, 3)], FORMATS, [True, False]):
-        fused.train(training), plain.train(training)
-        x = torch.randn(2, 16, h, w).contiguous(memory_format=fmt)
-        xf, xp = x.clone().requires_grad_(), x.clone().requires_grad_()
-        of, op = fused(xf), _plain_forward(plain, xp)
-        torch.testing.assert_close(of, op)
-        g = torch.randn_like(of)
-        of.backward(g), op.backward(g)
-        torch.testing.assert_close(xf.grad, xp.grad)
-        for (name, pf), pp in zip(fused.named_parameters(), plain.parameters()):
-            torch.testing.assert_close(pf.grad, pp.grad, msg=name)
-            pf.grad = pp.grad = None
+    fast = CoordAttention(16, reduction=4, **knobs).to(dtype)
+    plain = CoordAttention(16, reduction=4, **knobs).to(dtype)
+    with torch.no_grad():  # non-trivial BN statistics and affine
+        for bn in (m for m in fast.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.2, 0.2)
+    plain.load_state_dict(fast.state_dict())
+    return fast, plain
+
+
+def _compare(fast, plain, x, forward_plain=_plain_forward):
+    """Same output, input gradient, parameter gradients and BN running statistics."""
+    xf, xp = x.clone().requires_grad_(), x.clone().requires_grad_()
+    of, op = fast(xf), forward_plain(plain, xp)
+    torch.testing.assert_close(of, op)
+    assert of.is_contiguous(memory_format=torch.channels_last) == x.is_contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(of)
+    of.backward(g), op.backward(g)
+    torch.testing.assert_close(xf.grad, xp.grad)
+    for (name, pf), pp in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(pf.grad, pp.grad, msg=name)
+        pf.grad = pp.grad = None
+    for (name, bf), bp in zip(fast.named_buffers(), plain.buffers()):
+        torch.testing.assert_close(bf, bp, msg=name)
+
+
+@pytest.mark.parametrize("knobs", KNOBS, ids=lambda k: "-".join(str(v) for v in k.values()))
+def test_ca_module_equals_published_formulation_forward_and_every_gradient(knobs):
+    fast, plain = _pair(**knobs)
+    assert fast._strip_path
+    # one module through changing sizes (odd, 1-wide, square), both layouts, train and eval
+    for (h, w), fmt, training in itertools.product([(5, 7), (8, 8), (1, 3), (6, 1)], FORMATS, [True, False]):
+        fast.train(training), plain.train(training)
+        _compare(fast, plain, torch.randn(2, 16, h, w, dtype=torch.float64).contiguous(memory_format=fmt))
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+def test_ca_default_in_float32_at_float32_tolerance(fmt):
+    fast, plain = _pair(torch.float32)
+    for training in (True, False):
+        fast.train(training), plain.train(training)
+        _compare(fast, plain, torch.randn(4, 16, 9, 11).contiguous(memory_format=fmt))
+
+
+@pytest.mark.parametrize("branches", ["hw", "h", "w"])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+def test_ca_gradients_match_paper_equations(branches, training, fmt):
+    fast, _ = _pair(branches=branches)
+    fast.train(training)
+    x = torch.randn(3, 16, 7, 5, dtype=torch.float64).contiguous(memory_format=fmt)
+    _compare(fast, fast, x, lambda m, t: reference_ca(m, t, branches, training))
+
+
+@pytest.mark.filterwarnings("ignore:Input #0 requires gradient and is not a double")
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+def test_ca_module_gradcheck_float64_and_float32(training, fmt):
+    """The whole module, w.r.t. its input and every parameter (float32 at float32 tolerances)."""
+    for dtype in (torch.float64, torch.float32):
+        torch.manual_seed(0)
+        m = CoordAttention(8, reduction=4).to(dtype).train(training)
+        names = [n for n, _ in m.named_parameters()]
+        x = _x((2, 8, 3, 5), fmt, dtype)
+
+        def f(t, *ps):
+            return torch.func.functional_call(m, dict(zip(names, ps)), (t,))
+
+        if dtype == torch.float64:
+            assert torch.autograd.gradcheck(f, (x, *m.parameters()))
+            assert torch.autograd.gradgradcheck(lambda t: m(t), (x,), fast_mode=True)
+        else:
+            ps = [p.detach().requires_grad_(False) for p in m.parameters()]  # x only: one input, no warnings per param
+            assert torch.autograd.gradcheck(lambda t: f(t, *ps), (x,), eps=1e-3, atol=2e-2, rtol=2e-2)
+
+
+def test_layers_the_strip_path_cannot_take_use_the_convs_and_agree():
+    class Act(nn.Hardswish):  # a class the strip path does not know to be element-wise
+        pass
+
+    torch.manual_seed(0)
+    convs = CoordAttention(16, reduction=4, act=Act).double()
+    strips = CoordAttention(16, reduction=4).double()
+    strips.load_state_dict(convs.state_dict())
+    assert strips._strip_path and not convs._strip_path
+    for fmt in FORMATS:
+        _compare(strips, convs, torch.randn(2, 16, 5, 7, dtype=torch.float64).contiguous(memory_format=fmt),
+                 lambda m, t: m(t))
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+def test_ca_under_torch_compile_equals_eager(fmt):
+    torch._dynamo.reset()
+    fast, plain = _pair(torch.float32)
+    compiled = torch.compile(fast, fullgraph=True, dynamic=False)  # fullgraph: no graph break
+    _compare(compiled, plain, torch.randn(2, 16, 5, 7).contiguous(memory_format=fmt))

@@ -8,8 +8,13 @@ sigmoid, ``out = x * a_w * a_h`` (no residual); mid = max(8, C // 32).
 Deliberate deviations (none change the official defaults' math):
 - pooling is a mean over one dim instead of ``AdaptiveAvgPool2d``: same values, input-size
   agnostic, ONNX-friendly (a known pain point on the official repo);
+- the 1x1 convs on the strips are computed as matrix products on (N, H + W, C) strips (same
+  weights, same state_dict, same BN statistics: a 1x1 conv is a matrix product and BN over
+  (N, mid, H + W, 1) is BN over (N * (H + W), mid, 1, 1)); a 1x1 conv on an (N, C, L, 1)
+  tensor costs far more than its multiply-adds on CPU;
 - broadcasting instead of ``.expand``, and the strip pools and the gate ``x * a_w * a_h`` as
-  fused autograd functions (``fused.py``: same values and gradients, fewer full-size passes);
+  fused autograd functions (``fused.py``: same values and gradients, fewer full-size passes;
+  plain expressions under ``torch.compile``, which fuses them itself);
 - ablation knobs ``branches`` (hw/h/w; a single branch builds no weights for the other
   direction), ``pool``, ``act``, ``gate``, ``norm``, ``shared_transform``.
 
@@ -22,12 +27,13 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ablate.errors import ConfigError, check_choice
 from ablate.models.attention._common import mid_channels as _mid
-from ablate.models.attention.fused import coord_gate, strip_means
-from ablate.models.layers import LayerSpec, get_act_layer, get_norm_layer
+from ablate.models.attention.fused import coord_gate, is_channels_last, strip_means, strips_of, sum_over_h, sum_over_w
+from ablate.models.layers import ELEMENTWISE_LAYERS, LayerSpec, get_act_layer, get_norm_layer
 from ablate.models.registry import register_attention
 
 BRANCHES = ("hw", "h", "w")
@@ -110,22 +116,72 @@ class CoordAttention(nn.Module):
         if "w" in branches:
             self.conv_w = nn.Conv2d(mid, channels, 1, bias=bias)
         self.gate = gate_cls()
+        # The strip path (matrix products on (N, L, C) strips) needs layers that act element-wise
+        # (and a BatchNorm or none); any other class gets the 1x1 convs on (N, C, L, 1) strips.
+        self._strip_path = (act_cls in ELEMENTWISE_LAYERS and gate_cls in ELEMENTWISE_LAYERS
+                            and norm_cls in (nn.BatchNorm2d, nn.Identity))
 
     def _transform(self, y: torch.Tensor, suffix: str = "") -> torch.Tensor:
         conv, bn = getattr(self, "conv1" + suffix), getattr(self, "bn1" + suffix)
         return self.act(bn(conv(y)))
 
-    def _gates(self, x: torch.Tensor) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """(a_h (N,C,H,1) or None, a_w (N,C,1,W) or None): the gates of the branches this module has."""
+    def _transform_strips(self, s: torch.Tensor, suffix: str = "") -> torch.Tensor:
+        """conv1 + bn1 + act on strip rows (R, C) -> (R, mid), as a matrix product."""
+        conv, bn = getattr(self, "conv1" + suffix), getattr(self, "bn1" + suffix)
+        y = F.linear(s, conv.weight.flatten(1), conv.bias)
+        return self.act(bn(y.view(*y.shape, 1, 1))).view(y.shape)
+
+    def _gate_strips(self, y: torch.Tensor, conv: nn.Conv2d, length: int, n: int, dim: int) -> torch.Tensor:
+        """gate(conv(y)) on strip rows (length * N, mid), returned as (N, C, length, 1) (dim=3)
+        or (N, C, 1, length) (dim=2)."""
+        a = self.gate(F.linear(y, conv.weight.flatten(1), conv.bias))
+        return a.view(length, n, -1).permute(1, 2, 0).unsqueeze(dim)
+
+    def _gates(self, x: torch.Tensor, link: bool = False):
+        """(a_h (N,C,H,1) or None, a_w (N,C,1,W) or None): the gates of the branches this module has.
+
+        With ``link``, a third item: the strip pools' autograd node for ``coord_gate`` (or None).
+        """
+        if not self._strip_path:
+            gates = self._gates_conv(x)
+            return (*gates, None) if link else gates
+        # Strips as rows (H + W, N, C) -> ((H + W) * N, C): every 1x1 conv is one matrix product.
+        n, c, h, w = x.shape
+        pools = None
+        if self.branches == "h":
+            z = sum_over_w(x, 1.0 / w) if self.pool == "avg" else _strip_pool(x, 3, self.pool)[..., 0]
+            y = self._transform_strips(z.permute(2, 0, 1).reshape(h * n, c))
+            gates = self._gate_strips(y, self.conv_h, h, n, 3), None
+        elif self.branches == "w":
+            z = sum_over_h(x, 1.0 / h) if self.pool == "avg" else _strip_pool(x, 2, self.pool)[:, :, 0]
+            y = self._transform_strips(z.permute(2, 0, 1).reshape(w * n, c))
+            gates = None, self._gate_strips(y, self.conv_w, w, n, 2)
+        else:
+            if self.pool == "avg" and not torch.compiler.is_compiling():
+                s = strip_means(x)  # both strip means in one autograd node (fused.py)
+                pools = s.grad_fn
+            else:
+                s = strips_of(x, _strip_pool(x, 3, self.pool)[..., 0], _strip_pool(x, 2, self.pool)[:, :, 0])
+            s = s.view((h + w) * n, c)
+            if self.shared:
+                y_h, y_w = self._transform_strips(s).split([h * n, w * n])
+            else:
+                y_h, y_w = self._transform_strips(s[: h * n], "_h"), self._transform_strips(s[h * n:], "_w")
+            a_h = self._gate_strips(y_h, self.conv_h, h, n, 3)  # (N, C, H, 1)
+            a_w = self._gate_strips(y_w, self.conv_w, w, n, 2)  # (N, C, 1, W)
+            if not is_channels_last(x):  # NCHW: gates contiguous along H and W for the gate's loops
+                a_h, a_w = a_h.contiguous(), a_w.contiguous()
+            gates = a_h, a_w
+        return (*gates, pools) if link else gates
+
+    def _gates_conv(self, x: torch.Tensor) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """``_gates`` with the 1x1 convs on (N, C, L, 1) strips, for layers the strip path cannot take."""
         h, w = x.shape[2], x.shape[3]
         if self.branches == "h":
             return self.gate(self.conv_h(self._transform(_strip_pool(x, 3, self.pool)))), None
         if self.branches == "w":
             return None, self.gate(self.conv_w(self._transform(_strip_pool(x, 2, self.pool))))
-        if self.pool == "avg":  # both strip means in one autograd node (ablate/models/attention/fused.py)
-            x_h, x_w = strip_means(x)
-        else:
-            x_h, x_w = _strip_pool(x, 3, self.pool), _strip_pool(x, 2, self.pool)
+        x_h, x_w = _strip_pool(x, 3, self.pool), _strip_pool(x, 2, self.pool)
         x_w = x_w.transpose(2, 3)  # (N, C, H, 1) and (N, C, W, 1)
         if self.shared:
             y_h, y_w = torch.split(self._transform(torch.cat([x_h, x_w], dim=2)), [h, w], dim=2)
@@ -136,12 +192,14 @@ class CoordAttention(nn.Module):
         return a_h, a_w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a_h, a_w = self._gates(x)
+        a_h, a_w, pools = self._gates(x, link=True)
         if a_w is None:
             return x * a_h
         if a_h is None:
             return x * a_w
-        return coord_gate(x, a_h, a_w)  # x * a_w * a_h without the full-size intermediate
+        if torch.compiler.is_compiling():
+            return x * a_w * a_h  # Inductor fuses the plain expression
+        return coord_gate(x, a_h, a_w, pools)  # x * a_w * a_h without the full-size intermediate
 
     def gating_madds(self, shape) -> int:
         """Element-wise multiplies: 2*C*H*W for ``x * a_w * a_h``, C*H*W with one branch."""

@@ -1,90 +1,215 @@
-"""Fused building blocks of Coordinate Attention: fewer full-size passes, same math.
+"""Fused building blocks of Coordinate Attention: fewer passes over full-size memory, same math.
 
 Autograd on ``x.mean(3)``, ``x.mean(2)`` and ``x * a_h * a_w`` keeps the ``x * a_w``
-intermediate, broadcasts both strip gradients into full-size tensors and adds them one by one.
-These two functions compute exactly the same values and gradients with fewer passes over
-(N, C, H, W) memory, in whatever memory format ``x`` has (NCHW or channels_last):
+intermediate, writes both broadcast strip gradients and three gradients of ``x`` into fresh
+full-size tensors and adds them one by one. Two autograd functions compute exactly the same
+values and gradients with fewer passes over (N, C, H, W) memory and fewer fresh full-size
+tensors (on CPU a fresh large tensor costs several passes: the kernel zeroes its pages), in
+whatever memory format ``x`` has (NCHW or channels_last):
 
-- :func:`strip_means` returns both strip pools; its backward writes the two broadcast strip
-  gradients into one tensor in ``x``'s memory format (one allocation instead of three);
-- :func:`coord_gate` computes ``x * a_h * a_w`` saving only its inputs; its backward gets the
-  strip gradients as reductions of ``grad * x`` against ``a_w`` and ``a_h`` (a batched matrix
-  product when the tensors are NCHW-contiguous) and ``grad_x`` in place, without keeping or
-  recomputing the full-size intermediate.
+- :func:`strip_means` returns both strip means as the rows of one (H + W, N, C) tensor (the
+  layout in which CA's 1x1 convs are single matrix products). Each mean is one read of ``x``
+  through a 3-D view that CPUs reduce at memory speed (:func:`sum_over_w`, :func:`sum_over_h`;
+  a 4-D ``x.mean(3)`` is 2-5x slower on CPU).
+- :func:`coord_gate` computes ``x * a_h * a_w`` saving only its inputs. Its backward gets the
+  strip gradients as reductions of ``grad * x`` against ``a_w`` and ``a_h``, in one full-size
+  buffer: two batched matrix products over ``grad * x`` (NCHW), or two in-place products
+  each summed through a 3-D view (channels_last; ``grad * x`` is written twice rather than
+  allocating a second buffer).
 
-Plain PyTorch ops inside ``torch.autograd.Function``: they run on CPU and CUDA, under
-``torch.compile`` (Dynamo traces autograd Functions) and with double-checked gradients in
-``tests/models/test_fused_ca.py``.
+Linked (``coord_gate(..., pools=s.grad_fn)``), the two backward passes share that buffer: the
+gate leaves the gradient of ``x`` to the pools' backward, which runs after it (the pools feed
+the gates), and which writes ``grad * a_h * a_w + q_h / W + q_w / H`` into the gate's spent
+buffer in three in-place passes. Autograd then sums nothing, and the whole CA backward
+allocates one full-size tensor (SE's plain ``x * s`` allocates four). The gate hands its share
+over only when the engine will run the pools' node in the same backward
+(``torch._C._will_engine_execute_node``), and the pools take it only in that backward
+(graph-task id); otherwise, and under ``create_graph`` (double backward: no in-place updates),
+each computes its own gradient as the unlinked functions do.
+
+Plain PyTorch ops inside ``torch.autograd.Function``: they run on CPU and CUDA. Under
+``torch.compile`` the CA module does not call them (``torch.compiler.is_compiling()``): it
+uses the plain expressions, which Inductor fuses itself. Gradients are checked in
+``tests/models/test_fused_ca.py`` (gradcheck, gradgradcheck, against plain autograd, linked
+and unlinked, every backward a caller can ask for).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
-__all__ = ["coord_gate", "strip_means"]
+__all__ = ["coord_gate", "is_channels_last", "strip_means", "strips_of", "sum_over_h", "sum_over_w"]
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True for a 4-D tensor laid out NHWC (channels_last) and not also NCHW-contiguous."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if is_channels_last(x) else torch.contiguous_format
+
+
+def _task_id() -> Optional[int]:
+    return torch._C._current_graph_task_id() if hasattr(torch._C, "_current_graph_task_id") else None
+
+
+def _will_run(node) -> bool:
+    """Whether the autograd engine runs ``node`` in the backward pass now running."""
+    check = getattr(torch._C, "_will_engine_execute_node", None)
+    if node is None or check is None or _task_id() is None:
+        return False
+    try:
+        return bool(check(node))
+    except RuntimeError:  # not part of this graph task
+        return False
+
+
+def _view3(x: torch.Tensor, keep: str) -> Optional[torch.Tensor]:
+    """``x`` as a 3-D view whose middle dim is W (``keep="h"``) or H (``keep="w"``), or None.
+
+    NCHW: (N*C*H, W) rows for W; (N*C, H, W) for H. NHWC: (N*H, W, C) for W; (N, H, W*C) for H.
+    Summing the middle dim of such a view is a strided loop that CPUs vectorise along the last
+    dim; a 4-D ``x.sum(3)`` / ``x.sum(2)`` is several times slower (measured on CPU: 2-5x at
+    MobileNetV2's shapes), and so is a matrix product with a vector of ones for short rows.
+    Rows of an NCHW tensor (W last) are summed as a matrix-vector product instead.
+    """
+    n, c, h, w = x.shape
+    if is_channels_last(x):
+        xp = x.permute(0, 2, 3, 1)
+        return xp.reshape(n * h, w, c) if keep == "h" else xp.reshape(n, h, w * c)
+    if x.is_contiguous():
+        return x.view(n * c * h, w) if keep == "h" else x.view(n * c, h, w)
+    return None
+
+
+def sum_over_w(x: torch.Tensor, scale: float = 1.0, mv: Optional[bool] = None) -> torch.Tensor:
+    """``x.sum(3) * scale``: (N, C, H), one read of ``x`` laid out for its memory format.
+
+    ``mv``: sum NCHW rows as a matrix-vector product (default: on CPU, where it is several times
+    faster than ``sum`` over the last dim; other devices reduce with ``sum``).
+    """
+    n, c, h, w = x.shape
+    v = _view3(x, "h")
+    if v is None:
+        return x.sum(3) * scale
+    if v.dim() == 2:  # NCHW rows
+        if mv if mv is not None else x.device.type == "cpu":
+            return torch.mv(v, torch.full((w,), scale, dtype=x.dtype, device=x.device)).view(n, c, h)
+        s = v.sum(1)
+        return (s.mul_(scale) if scale != 1.0 else s).view(n, c, h)
+    s = v.sum(1)
+    return (s.mul_(scale) if scale != 1.0 else s).view(n, h, c).transpose(1, 2)
+
+
+def sum_over_h(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``x.sum(2) * scale``: (N, C, W), one read of ``x`` laid out for its memory format."""
+    n, c, h, w = x.shape
+    v = _view3(x, "w")
+    if v is None:
+        return x.sum(2) * scale
+    s = v.sum(1)
+    s = s.mul_(scale) if scale != 1.0 else s
+    return s.view(n, w, c).transpose(1, 2) if is_channels_last(x) else s.view(n, c, w)
+
+
+def strips_of(x: torch.Tensor, z_h: torch.Tensor, z_w: torch.Tensor) -> torch.Tensor:
+    """Strip pools (N, C, H) and (N, C, W) as one (H + W, N, C) tensor, rows z^h then z^w."""
+    return torch.cat([z_h.permute(2, 0, 1), z_w.permute(2, 0, 1)], 0)
+
+
+def _strip_means(x: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = x.shape
+    if is_channels_last(x):  # reduce the NHWC view straight into the (H + W, N, C) rows
+        xp, s = x.permute(0, 2, 3, 1), x.new_empty((h + w, n, c))
+        torch.mean(xp, 2, out=s[:h].transpose(0, 1))
+        torch.mean(xp, 1, out=s[h:].transpose(0, 1))
+        return s
+    return strips_of(x, sum_over_w(x, 1.0 / w), sum_over_h(x, 1.0 / h))
 
 
 class _StripMeans(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor):
-        ctx.hw = x.shape[2], x.shape[3]
-        ctx.fmt = _memory_format(x)
-        return x.mean(3, keepdim=True), x.mean(2, keepdim=True)
+        ctx.shape, ctx.fmt, ctx.stash = x.shape, _memory_format(x), None
+        return _strip_means(x)
 
     @staticmethod
-    def backward(ctx, g_h, g_w):
-        h, w = ctx.hw
-        n, c = (g_h if g_h is not None else g_w).shape[:2]
-        out = torch.empty((n, c, h, w), dtype=(g_h if g_h is not None else g_w).dtype,
-                          device=(g_h if g_h is not None else g_w).device, memory_format=ctx.fmt)
-        if g_h is not None and g_w is not None:
-            torch.add(g_h / w, g_w / h, out=out)
-        elif g_h is not None:
-            out.copy_((g_h / w).expand(n, c, h, w))
-        else:
-            out.copy_((g_w / h).expand(n, c, h, w))
-        return out
+    def backward(ctx, q):
+        n, c, h, w = ctx.shape
+        stash, ctx.stash = ctx.stash, None
+        q_h = (q[:h] * (1.0 / w)).permute(1, 2, 0).unsqueeze(3)  # (N, C, H, 1)
+        q_w = (q[h:] * (1.0 / h)).permute(1, 2, 0).unsqueeze(2)  # (N, C, 1, W)
+        if stash is not None and stash[0] == _task_id() and not torch.is_grad_enabled():
+            # The gate's share, g * a_h * a_w, written into its spent buffer, plus both strips.
+            _, g, a_h, a_w, buf = stash
+            out = torch.mul(g, a_w, out=buf) if buf is not None else g * a_w
+            return torch.addcmul(q_h, out, a_h, out=out).add_(q_w)
+        if torch.is_grad_enabled():  # create_graph: differentiable ops only
+            return q_h + q_w
+        out = torch.empty(ctx.shape, dtype=q.dtype, device=q.device, memory_format=ctx.fmt)
+        return torch.add(q_h, q_w, out=out)
 
 
 class _CoordGate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor):
+    def forward(ctx, x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, pools=None):
         ctx.save_for_backward(x, a_h, a_w)
+        ctx.pools = pools
         out = x * a_h
         return out.mul_(a_w)
 
     @staticmethod
     def backward(ctx, g):
         x, a_h, a_w = ctx.saved_tensors
-        need_x, need_h, need_w = ctx.needs_input_grad
+        need_x, need_h, need_w = ctx.needs_input_grad[:3]
         # Under create_graph (double backward) the graph must not see in-place updates.
         inplace = not torch.is_grad_enabled()
-        grad_x = grad_h = grad_w = None
+        grad_x = grad_h = grad_w = buf = None
+        n, c, h, w = x.shape
         if need_h or need_w:
             t = g * x
-            if need_h:
-                if t.is_contiguous():  # (N,C,H,W) @ (N,C,W,1): one read of t, no full-size temporary
-                    grad_h = torch.matmul(t, a_w.transpose(2, 3))
-                else:
-                    grad_h = (t * a_w).sum(3, keepdim=True)
-            if need_w:
-                grad_w = (t.mul_(a_h) if inplace else t * a_h).sum(2, keepdim=True)
+            if t.is_contiguous() and a_h.dtype == a_w.dtype == t.dtype:
+                # (NC, H, W) @ (NC, W, 1) and (NC, 1, H) @ (NC, H, W): one read of t each.
+                tm = t.view(n * c, h, w)
+                if need_h:
+                    grad_h = torch.bmm(tm, a_w.reshape(n * c, w, 1)).view(n, c, h, 1)
+                if need_w:
+                    grad_w = torch.bmm(a_h.reshape(n * c, 1, h), tm).view(n, c, 1, w)
+                buf = t if inplace else None
+            else:  # channels_last (or mixed): one buffer; the sums as matrix products over it
+                if need_h:
+                    grad_h = sum_over_w(t.mul_(a_w) if inplace else t * a_w).unsqueeze(3).to(a_h.dtype)
+                if need_w:
+                    if need_h and inplace:  # g * x again, into the same buffer: a pass costs less than a new tensor
+                        t = torch.mul(g, x, out=t)
+                    grad_w = sum_over_h(t.mul_(a_h) if inplace else t * a_h).unsqueeze(2).to(a_w.dtype)
+                buf = t if inplace else None
+            if buf is not None and (buf.dtype != g.dtype or buf.shape != g.shape):
+                buf = None
         if need_x:
-            grad_x = g * a_h
-            grad_x = grad_x.mul_(a_w) if inplace else grad_x * a_w
-        return grad_x, grad_h, grad_w
+            if inplace and _will_run(ctx.pools):
+                # The pools' backward finishes grad_x (detached: no reference back into the graph).
+                ctx.pools.stash = (_task_id(), g.detach(), a_h.detach(), a_w.detach(), buf)
+            elif inplace:
+                grad_x = torch.mul(g, a_h, out=buf) if buf is not None else g * a_h
+                grad_x.mul_(a_w)
+            else:
+                grad_x = g * a_h * a_w
+        return grad_x, grad_h, grad_w, None
 
 
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def strip_means(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x.mean(3, keepdim=True), x.mean(2, keepdim=True))``: (N,C,H,1) and (N,C,1,W)."""
+def strip_means(x: torch.Tensor) -> torch.Tensor:
+    """Both strip means of ``x`` (N, C, H, W) as one (H + W, N, C) tensor: rows ``x.mean(3)``
+    at h = 0..H-1, then ``x.mean(2)`` at w = 0..W-1 (its autograd node links :func:`coord_gate`)."""
     return _StripMeans.apply(x)
 
 
-def coord_gate(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor) -> torch.Tensor:
-    """``x * a_h * a_w`` with a_h (N,C,H,1) and a_w (N,C,1,W), saving only its inputs."""
-    return _CoordGate.apply(x, a_h, a_w)
+def coord_gate(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, pools=None) -> torch.Tensor:
+    """``x * a_h * a_w`` with a_h (N,C,H,1) and a_w (N,C,1,W), saving only its inputs.
+
+    ``pools``: the autograd node of :func:`strip_means` on the same ``x`` whose strips the gates
+    were computed from (``s.grad_fn``); it lets both backward passes share one buffer.
+    """
+    return _CoordGate.apply(x, a_h, a_w, pools)
