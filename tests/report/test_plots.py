@@ -98,9 +98,11 @@ def _branches(seeds=(0, 1, 2), top1=None, madds=None):
         r["madds"] = madds[int(r["run_key"][1])] * 1e6
     recs = label_settings(recs, setting_labels(spec, recs))
     store = InMemoryStore()
+    curves = {p.y for p in spec.plots or [] if p.kind == "curves"} | {"val_top1"}  # per-epoch metrics drawn
     for r in recs:
+        final = r.get("miou") if r.get("miou") is not None else r["top1"]
         for e in range(3):
-            store.append_metrics(r["run_key"], {"epoch": e, "val_top1": r["top1"] * (e + 1) / 3})
+            store.append_metrics(r["run_key"], {"epoch": e, **{y: final * (e + 1) / 3 for y in curves}})
     return spec, recs, store, SettingStyle().add_table(spec, recs)
 
 
@@ -243,7 +245,7 @@ def test_save_figure_keeps_150_dpi_and_fits_the_report_width(tmp_path):
 
 @pytest.mark.parametrize("name", __import__("ablate.report.spec", fromlist=["list_tables"]).list_tables())
 def test_every_shipped_plot_draws_with_a_caption_and_no_overlapping_labels(name):
-    """Each spec's plots (but the attention maps, which need checkpoints) on synthetic runs of
+    """Each spec's plots (but attention maps and masks, which need checkpoints) on synthetic runs of
     every cell: drawn with the report's style, captioned, labels apart, legends in table order."""
     import matplotlib.pyplot as plt
 
@@ -258,14 +260,16 @@ def test_every_shipped_plot_draws_with_a_caption_and_no_overlapping_labels(name)
     for i, r in enumerate(recs):
         r["madds"] = (300 + i % 7) * 1e6
     store = InMemoryStore()
+    curves = {p.y for p in spec.plots or [] if p.kind == "curves"} | {"val_top1"}  # per-epoch metrics drawn
     for r in recs:
+        final = r.get("miou") if r.get("miou") is not None else r["top1"]
         for e in range(3):
-            store.append_metrics(r["run_key"], {"epoch": e, "val_top1": r["top1"] * (e + 1) / 3})
+            store.append_metrics(r["run_key"], {"epoch": e, **{y: final * (e + 1) / 3 for y in curves}})
     recs = label_settings(recs, setting_labels(spec, recs))
     style = SettingStyle().add_table(spec, recs)
     table_order = list(style.order({r["setting"] for r in recs}))
     for plot in spec.plots or []:
-        if plot.kind == "attention_maps":
+        if plot.kind in ("attention_maps", "masks"):  # drawn from checkpoints (their own tests)
             continue
         fig = make_figure(plot, recs, store, None, style)
         fig.canvas.draw()
