@@ -1,18 +1,21 @@
 """Benchmark: what Coordinate Attention costs, as ratios, for the three speed goals in one run.
 
     flock /tmp/ablate-bench.lock .venv/bin/python bench/attention_speed.py [--threads 2] [--rounds 7]
-        [--sections blocks,tiny,mbv2] [--formats nchw,nhwc] [--batch 32]
+        [--sections blocks,tiny,mbv2] [--formats nchw,nhwc] [--batch 32] [--device cpu|cuda]
 
 Everything is timed in interleaved rounds (each round runs every contender once, in turn), so
-a noisy, shared machine slows all of them alike; ratios are medians of per-round ratios.
+a noisy, shared machine slows all of them alike; ratios are medians of per-round ratios. With
+``--device cuda`` every section runs on the GPU, each timing between two synchronizations.
 
 1. ``blocks``: one attention block, forward + backward, batch 32, at MobileNetV2's stage shapes
    (expanded channels at 224 px) in NCHW and channels_last. Contenders: ablate's ``ca``; the
    published CA block restated line by line (``ReferenceCA``: ``AdaptiveAvgPool2d`` strips,
    permute + cat, h_swish from ReLU6, two 1x1 convs), checked equal to ablate's on every shape;
-   and SE at its best plain implementation: ablate's ``se`` (``x.mean((2, 3))``) and the
-   ``nn.AdaptiveAvgPool2d(1)`` form of se_mbv2.py / torchvision, the faster of the two per
-   shape. Goal: CA / SE <= 1.3, summed over the stage shapes.
+   and SE at its best plain implementation: ablate's ``se`` (``x.mean((2, 3))``, the two 1x1
+   convs as matrix products on (N, C)) and the se_mbv2.py / torchvision form
+   (``nn.AdaptiveAvgPool2d(1)``, two 1x1 convs), the faster of the two per shape (SE's
+   autograd ``x * s`` has no cheaper plain form). Goal: CA / SE <= 1.3, summed over the
+   stage shapes.
 2. ``tiny``: one epoch of the main job's recipe (``mobilenet_v2_tiny`` on the alignment task,
    3,000 images, batch 64, AdamW, label smoothing, channels_last, 1 thread as the branches
    sweep runs it): the loader, forward, backward and optimiser step of every batch, then the
@@ -24,6 +27,7 @@ a noisy, shared machine slows all of them alike; ratios are medians of per-round
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -41,6 +45,12 @@ from ablate.models import create_attention, create_model  # noqa: E402
 STAGE_SHAPES = [(144, 56, 56), (192, 28, 28), (384, 14, 14), (960, 7, 7)]
 FORMATS = {"nchw": torch.contiguous_format, "nhwc": torch.channels_last}
 GOALS = {"blocks": 1.30, "tiny": 1.30, "mbv2": 1.10}
+DEV = torch.device("cpu")
+
+
+def SYNC() -> None:
+    if DEV.type == "cuda":
+        torch.cuda.synchronize(DEV)
 
 
 class ReferenceCA(nn.Module):
@@ -64,8 +74,8 @@ class ReferenceCA(nn.Module):
         return x * a_w * a_h
 
 
-class PoolSE(nn.Module):
-    """SE as se_mbv2.py and torchvision write it (``nn.AdaptiveAvgPool2d(1)``), ablate's ``se`` weights."""
+class ConvSE(nn.Module):
+    """SE as se_mbv2.py and torchvision write it (``nn.AdaptiveAvgPool2d(1)``, two 1x1 convs), ablate's ``se`` weights."""
 
     def __init__(self, se: nn.Module) -> None:
         super().__init__()
@@ -77,14 +87,22 @@ class PoolSE(nn.Module):
 
 
 def interleaved(fns: dict[str, Callable[[], None]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds of each callable per round, the callables run in turn within each round."""
+    """Seconds of each callable per round, the callables run in turn within each round.
+
+    Also ``cpu:<name>``: this process's CPU seconds for the same calls (steadier than wall time
+    when other processes compete for the cores: time spent waiting for a core is not counted).
+    """
     times: dict[str, list[float]] = {k: [] for k in fns}
+    times.update({f"cpu:{k}": [] for k in fns})
     for r in range(warmup + rounds):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            SYNC()
+            t0, c0 = time.perf_counter(), time.process_time()
             f()
+            SYNC()
             if r >= warmup:
                 times[k].append(time.perf_counter() - t0)
+                times[f"cpu:{k}"].append(time.process_time() - c0)
     return times
 
 
@@ -102,21 +120,21 @@ def verdict(r: float, goal: float) -> str:
 
 
 def bench_blocks(args, fmt_names: list[str]) -> None:
-    print(f"\n[blocks] one block fwd+bwd, batch {args.batch}, {args.threads} threads, ms (median of {args.rounds} rounds)")
-    print(f"{'format':>6} {'C x H x W':>11} {'ca':>8} {'ref ca':>8} {'se':>8} {'se pool':>8} {'ca/ref':>7} {'ca/se':>6}")
+    print(f"\n[blocks] one block fwd+bwd, batch {args.batch}, {where(args)}, ms (median of {args.rounds} rounds)")
+    print(f"{'format':>6} {'C x H x W':>11} {'ca':>8} {'ref ca':>8} {'se':>8} {'se conv':>8} {'ca/ref':>7} {'ca/se':>6}")
     for name in fmt_names:
         fmt = FORMATS[name]
-        sums = {"ca": 0.0, "ref": 0.0, "se": 0.0}
+        sums = {"ca": 0.0, "ref": 0.0, "se": 0.0, "cpu:ca": 0.0, "cpu:se": 0.0}
         for c, h, w in STAGE_SHAPES:
             torch.manual_seed(0)
-            x = torch.randn(args.batch, c, h, w).contiguous(memory_format=fmt).requires_grad_()
-            g = torch.randn(args.batch, c, h, w).contiguous(memory_format=fmt)
+            x = torch.randn(args.batch, c, h, w, device=DEV).contiguous(memory_format=fmt).requires_grad_()
+            g = torch.randn(args.batch, c, h, w, device=DEV).contiguous(memory_format=fmt)
             ca, ref = create_attention("ca", c), ReferenceCA(c)
             ref.load_state_dict(ca.state_dict())
             se = create_attention("se", c)
-            mods = {"ca": ca, "ref": ref, "se": se, "se_pool": PoolSE(se)}
+            mods = {"ca": ca, "ref": ref, "se": se, "se_conv": ConvSE(se)}
             for m in mods.values():
-                m.to(memory_format=fmt)
+                m.to(DEV, memory_format=fmt)
             with torch.no_grad():  # same math, same weights
                 torch.testing.assert_close(ca(x), ref(x), rtol=1e-4, atol=1e-5)
 
@@ -127,20 +145,23 @@ def bench_blocks(args, fmt_names: list[str]) -> None:
                 return f
 
             t = interleaved({k: step(m) for k, m in mods.items()}, args.rounds)
-            t["se_best"] = t["se"] if ms(t["se"]) <= ms(t["se_pool"]) else t["se_pool"]
-            for k, key in (("ca", "ca"), ("ref", "ref"), ("se", "se_best")):
+            best = "se" if ms(t["se"]) <= ms(t["se_conv"]) else "se_conv"
+            t["se_best"], t["cpu:se_best"] = t[best], t[f"cpu:{best}"]
+            for k, key in (("ca", "ca"), ("ref", "ref"), ("se", "se_best"), ("cpu:ca", "cpu:ca"), ("cpu:se", "cpu:se_best")):
                 sums[k] += ms(t[key])
             print(f"{name:>6} {f'{c}x{h}x{w}':>11} {ms(t['ca']):8.2f} {ms(t['ref']):8.2f} {ms(t['se']):8.2f} "
-                  f"{ms(t['se_pool']):8.2f} {ratio(t, 'ca', 'ref'):7.2f} {ratio(t, 'ca', 'se_best'):6.2f}")
+                  f"{ms(t['se_conv']):8.2f} {ratio(t, 'ca', 'ref'):7.2f} {ratio(t, 'ca', 'se_best'):6.2f}")
         print(f"{name:>6} {'sum':>11} {sums['ca']:8.2f} {sums['ref']:8.2f} {sums['se']:8.2f} {'':>8} "
               f"{sums['ca'] / sums['ref']:7.2f} {sums['ca'] / sums['se']:6.2f}")
-        print(f"goal 1 [{name}] CA / SE summed over the stage shapes: {verdict(sums['ca'] / sums['se'], GOALS['blocks'])}")
+        print(f"goal 1 [{name}] CA / SE summed over the stage shapes: {verdict(sums['ca'] / sums['se'], GOALS['blocks'])}"
+              f"   (CPU time: {sums['cpu:ca'] / sums['cpu:se']:.2f})")
 
 
 def bench_tiny(args) -> None:
     from ablate.data import load_dataset, make_loader
 
-    torch.set_num_threads(1)
+    if DEV.type == "cpu":
+        torch.set_num_threads(1)
     bundle = load_dataset("alignment", root=None, seed=0)  # the recipe's data (conf/data/alignment.yaml)
     loader_kw = dict(batch_size=64, seed=0, mean=bundle.mean, std=bundle.std, pad=2, hflip=True)
     train = make_loader(bundle.train, shuffle=True, augment=True, **loader_kw)
@@ -150,7 +171,7 @@ def bench_tiny(args) -> None:
     def epoch_fn(att: str) -> Callable[[], None]:
         torch.manual_seed(0)
         model = create_model("mobilenet_v2_tiny", num_classes=bundle.num_classes, in_chans=bundle.in_chans,
-                             attention=att).to(memory_format=cl)
+                             attention=att).to(DEV, memory_format=cl)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
         crit = nn.CrossEntropyLoss(label_smoothing=0.1)
         state = {"epoch": 0}
@@ -160,6 +181,7 @@ def bench_tiny(args) -> None:
             train.set_epoch(state["epoch"])
             state["epoch"] += 1
             for x, y in train:
+                x, y = x.to(DEV, non_blocking=True), y.to(DEV, non_blocking=True)
                 loss = crit(model(x.contiguous(memory_format=cl)), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -168,26 +190,28 @@ def bench_tiny(args) -> None:
             model.eval()
             with torch.no_grad():
                 for x, y in val:
+                    x, y = x.to(DEV, non_blocking=True), y.to(DEV, non_blocking=True)
                     model(x.contiguous(memory_format=cl)).argmax(1).eq(y).sum().item()
         return f
 
     kinds = ["none", "se", "ca"]
     t = interleaved({k: epoch_fn(k) for k in kinds}, args.rounds)
     torch.set_num_threads(args.threads)
-    print(f"\n[tiny] one epoch of the main job's recipe (mobilenet_v2_tiny, 3k images, 1 thread), "
-          f"ms (median of {args.rounds} rounds)")
-    print("  " + "  ".join(f"{k} {ms(t[k]):.0f}" for k in kinds) + f"   se/plain {ratio(t, 'se', 'none'):.2f}")
+    print(f"\n[tiny] one epoch of the main job's recipe (mobilenet_v2_tiny, 3k images, "
+          f"{'1 thread' if DEV.type == 'cpu' else DEV}), ms (median of {args.rounds} rounds)")
+    print("  " + "  ".join(f"{k} {ms(t[k]):.0f}" for k in kinds) + f"   se/plain {ratio(t, 'se', 'none'):.2f}"
+          f"   CPU time: ca/plain {ratio(t, 'cpu:ca', 'cpu:none'):.2f}, se/plain {ratio(t, 'cpu:se', 'cpu:none'):.2f}")
     print(f"goal 2 CA epoch / plain epoch: {verdict(ratio(t, 'ca', 'none'), GOALS['tiny'])}")
 
 
 def bench_mbv2(args) -> None:
     cl = torch.channels_last
-    x = torch.randn(128, 3, 32, 32).contiguous(memory_format=cl)
-    y = torch.randint(0, 10, (128,))
+    x = torch.randn(128, 3, 32, 32, device=DEV).contiguous(memory_format=cl)
+    y = torch.randint(0, 10, (128,), device=DEV)
 
     def step_fn(att: str) -> Callable[[], None]:
         torch.manual_seed(0)
-        model = create_model("mobilenet_v2", num_classes=10, stem="small", attention=att).to(memory_format=cl)
+        model = create_model("mobilenet_v2", num_classes=10, stem="small", attention=att).to(DEV, memory_format=cl)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5)
         crit = nn.CrossEntropyLoss()
 
@@ -201,33 +225,48 @@ def bench_mbv2(args) -> None:
 
     kinds = ["none", "se", "ca"]
     t = interleaved({k: step_fn(k) for k in kinds}, args.rounds)
-    print(f"\n[mbv2] one training step, MobileNetV2-1.0, 32 px (small stem), batch 128, {args.threads} threads, "
+    print(f"\n[mbv2] one training step, MobileNetV2-1.0, 32 px (small stem), batch 128, {where(args)}, "
           f"ms (median of {args.rounds} rounds)")
-    print("  " + "  ".join(f"{k} {ms(t[k]):.0f}" for k in kinds) + f"   se/plain {ratio(t, 'se', 'none'):.2f}")
+    print("  " + "  ".join(f"{k} {ms(t[k]):.0f}" for k in kinds) + f"   se/plain {ratio(t, 'se', 'none'):.2f}"
+          f"   CPU time: ca/plain {ratio(t, 'cpu:ca', 'cpu:none'):.2f}, se/plain {ratio(t, 'cpu:se', 'cpu:none'):.2f}")
     print(f"goal 3 CA step / plain step: {verdict(ratio(t, 'ca', 'none'), GOALS['mbv2'])}")
 
 
+def where(args) -> str:
+    return f"{args.threads} threads" if DEV.type == "cpu" else str(DEV)
+
+
 def main() -> None:
+    global DEV
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2, help="torch threads for blocks and mbv2 (tiny uses 1, as its recipe)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--batch", type=int, default=32, help="batch of the blocks section")
     p.add_argument("--sections", default="blocks,tiny,mbv2")
     p.add_argument("--formats", default="nchw,nhwc", help="memory formats of the blocks section")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     args = p.parse_args()
+    try:
+        DEV = torch.device(args.device)
+    except RuntimeError:
+        p.error(f"invalid --device {args.device!r}; allowed: cpu, cuda, cuda:N")
+    if DEV.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"invalid --device {args.device!r}; allowed: cpu (CUDA is not available)")
     sections = args.sections.split(",")
     formats = args.formats.split(",")
     for bad in [s for s in sections if s not in GOALS] + [f for f in formats if f not in FORMATS]:
         p.error(f"unknown section or format {bad!r}; allowed: {', '.join([*GOALS, *FORMATS])}")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as ablate.train.engine.fit
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} interleaved rounds")
+    print(f"torch {torch.__version__}, {where(args)}, {args.rounds} interleaved rounds, "
+          f"load average {os.getloadavg()[0]:.1f} (other processes slow every contender alike, not equally)")
     if "blocks" in sections:
         bench_blocks(args, formats)
     if "tiny" in sections:
         bench_tiny(args)
     if "mbv2" in sections:
         bench_mbv2(args)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

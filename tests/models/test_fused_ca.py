@@ -237,3 +237,77 @@ def test_ca_under_torch_compile_equals_eager(fmt):
     fast, plain = _pair(torch.float32)
     compiled = torch.compile(fast, fullgraph=True, dynamic=False)  # fullgraph: no graph break
     _compare(compiled, plain, torch.randn(2, 16, 5, 7).contiguous(memory_format=fmt))
+
+
+def _gate_inputs(shape, fmt, low=0.05):
+    n, c, h, w = shape
+    x = _x(shape, fmt)
+    a_h = (torch.rand((h, n, c), dtype=torch.float64) * (1 - low) + low).requires_grad_()  # (H, N, C) rows, as the module
+    a_w = (torch.rand((w, n, c), dtype=torch.float64) * (1 - low) + low).requires_grad_()
+    return x, a_h, a_w
+
+
+def _views(a_h, a_w):
+    return a_h.permute(1, 2, 0).unsqueeze(3), a_w.permute(1, 2, 0).unsqueeze(2)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+@pytest.mark.parametrize("case", ["kept", "consumed", "changed_in_place", "small_gates"])
+def test_gate_backward_from_its_output_is_exact_and_leaves_what_others_hold(fmt, case, monkeypatch):
+    """The backward reads the gate's output (g * out, strip sums divided by the gates) when it is
+    unchanged and every gate value >= MIN_DIVISOR, writes into it only when nothing else holds
+    it, and otherwise recomputes from x: the same gradients in every case."""
+    shape = (2, 4, 5, 3)
+    x, a_h, a_w = _gate_inputs(shape, fmt, low=0.0 if case == "small_gates" else 0.05)
+    if case == "small_gates":
+        with torch.no_grad():
+            a_h[1, 0, 2] = 0.0  # a hard-sigmoid gate at 0: no division by it
+    weight = torch.randn(4, 6, 1, 1, dtype=torch.float64)
+    paths, reused = [], []
+    divides, reusable = fused._divides, fused._reusable
+    monkeypatch.setattr(fused, "_divides", lambda g, a: paths.append(divides(g, a)) or paths[-1])
+    monkeypatch.setattr(fused, "_reusable", lambda t: reused.append(reusable(t)) or reused[-1])
+    ref = torch.nn.functional.conv2d(x * _views(a_h, a_w)[0] * _views(a_h, a_w)[1], weight.transpose(0, 1))
+    want = torch.autograd.grad(ref.square().sum(), (x, a_h, a_w))
+    out = coord_gate(x, *_views(a_h, a_w))
+    kept = out.detach().clone()
+    y = torch.nn.functional.conv2d(out, weight.transpose(0, 1))  # saves out, as a 1x1 conv does
+    if case == "changed_in_place":
+        y = torch.nn.functional.conv2d(out.mul_(1.0), weight.transpose(0, 1))
+    if case != "kept":
+        del out
+    got = torch.autograd.grad(y.square().sum(), (x, a_h, a_w))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    if case == "kept":
+        torch.testing.assert_close(out, kept)  # the caller's tensor is untouched
+    if case in ("kept", "consumed"):
+        assert paths and all(paths)  # the output path was taken
+    else:  # recomputed from x: it needs an unchanged output and gates >= MIN_DIVISOR
+        assert not paths or not all(paths)
+    assert any(reused) == (case != "kept")  # its memory reused only when nothing else holds it
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+def test_backward_through_a_retained_graph_repeats_bit_for_bit(fmt):
+    fast, _ = _pair()
+    x = torch.randn(2, 16, 5, 7, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    out = fast(x)
+    y = torch.nn.functional.conv2d(out, torch.randn(3, 16, 1, 1, dtype=torch.float64))
+    del out  # the first backward may write into the output's memory
+    first = torch.autograd.grad(y.sum(), [x, *fast.parameters()], retain_graph=True)
+    second = torch.autograd.grad(y.sum(), [x, *fast.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=FMT_IDS)
+def test_gate_with_gates_in_another_dtype_equals_plain_autograd(fmt):
+    x = _x((2, 4, 5, 3), fmt, torch.float32)
+    a_h, a_w = (t.to(torch.bfloat16).detach().requires_grad_() for t in _gate_inputs((2, 4, 5, 3), fmt)[1:])
+    out = coord_gate(x, *_views(a_h, a_w))
+    ref = x * _views(a_h, a_w)[1] * _views(a_h, a_w)[0]
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (x, a_h, a_w), g), torch.autograd.grad(ref, (x, a_h, a_w), g)):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-2)

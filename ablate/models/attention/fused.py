@@ -13,9 +13,9 @@ whatever memory format ``x`` has (NCHW or channels_last):
   a 4-D ``x.mean(3)`` is 2-5x slower on CPU).
 - :func:`coord_gate` computes ``x * a_h * a_w`` saving only its inputs. Its backward gets the
   strip gradients as reductions of ``grad * x`` against ``a_w`` and ``a_h``, in one full-size
-  buffer: two batched matrix products over ``grad * x`` (NCHW), or two in-place products
-  each summed through a 3-D view (channels_last; ``grad * x`` is written twice rather than
-  allocating a second buffer).
+  buffer: two batched matrix products over ``grad * x`` (NCHW), or two products each summed
+  through a 3-D view (channels_last; on CPU, where a new tensor costs several passes,
+  ``grad * x`` is written twice into one buffer instead of allocating a second).
 
 Linked (``coord_gate(..., pools=s.grad_fn)``), the two backward passes share that buffer: the
 gate leaves the gradient of ``x`` to the pools' backward, which runs after it (the pools feed
@@ -64,6 +64,35 @@ def _will_run(node) -> bool:
         return bool(check(node))
     except RuntimeError:  # not part of this graph task
         return False
+
+
+def _fresh_is_costly(t: torch.Tensor) -> bool:
+    """Whether a new tensor like ``t`` costs more than a pass over it: on CPU, where a fresh
+    tensor of any size that matters is often memory the allocator has handed back to the kernel,
+    which zeroes every page on first touch (measured in a training step: a new 2.4 MB tensor
+    ~15 passes, ~8 from 32 MiB, glibc's largest mmap threshold); CUDA's caching allocator
+    recycles memory."""
+    return t.device.type == "cpu"
+
+
+def _storage_refs(t: torch.Tensor) -> Optional[int]:
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    return None if count is None else count(t.untyped_storage()._cdata)
+
+
+_SOLE = _storage_refs(torch.empty(1))  # a tensor's own reference to its storage, as counted here
+
+
+def _reusable(t: Optional[torch.Tensor]) -> bool:
+    """Whether ``t``'s memory may be overwritten: nothing else (no other tensor, view, saved
+    variable or caller) refers to its storage. For the gate's output in the backward pass: the
+    next layer has then run its backward and let go of it, and nobody kept it."""
+    return (t is not None and _SOLE is not None and _fresh_is_costly(t) and not t._is_view()
+            and _storage_refs(t) == _SOLE)
+
+
+def _as(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == like.dtype else t.to(like.dtype)
 
 
 def _view3(x: torch.Tensor, keep: str) -> Optional[torch.Tensor]:
@@ -152,13 +181,32 @@ class _StripMeans(torch.autograd.Function):
         return torch.add(q_h, q_w, out=out)
 
 
+# The smallest gate value the output path divides by (see _CoordGate.backward).
+MIN_DIVISOR = 1e-3
+
+
+def _divides(g: torch.Tensor, a: torch.Tensor) -> bool:
+    """Whether strip sums of ``g * out`` may be divided by the gate ``a``: on CPU (the check reads
+    ``a``; on CUDA it would stall the stream), in float32/float64, with every value >= MIN_DIVISOR
+    (a product ``g * out`` then underflows only where ``g * x * a_other`` is within 1e3 of
+    underflowing itself)."""
+    return (a.device.type == "cpu" and g.dtype in (torch.float32, torch.float64) and a.dtype == g.dtype
+            and bool(a.min() >= MIN_DIVISOR))
+
+
 class _CoordGate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor, pools=None):
         ctx.save_for_backward(x, a_h, a_w)
         ctx.pools = pools
         out = x * a_h
-        return out.mul_(a_w)
+        out = out.mul_(a_w)
+        # The output for the backward (detached: no reference cycle through this node; it shares
+        # out's version counter, so an in-place change of out is seen and the backward then
+        # recomputes from x). The next layer usually keeps out until just before this backward
+        # anyway (a conv saves its input); the backward lets go of it.
+        ctx.out, ctx.out_version, ctx.use_out = out.detach(), out._version, None
+        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -168,8 +216,24 @@ class _CoordGate(torch.autograd.Function):
         inplace = not torch.is_grad_enabled()
         grad_x = grad_h = grad_w = buf = None
         n, c, h, w = x.shape
-        if need_h or need_w:
-            t = g * x
+        out, ctx.out = ctx.out, None  # let go of it: the graph may outlive this backward
+        if inplace and ctx.use_out is None:  # the first backward decides, for every later one too
+            ctx.use_out = (out is not None and out._version == ctx.out_version and out.dtype == g.dtype
+                           and _divides(g, a_h) and _divides(g, a_w))
+        if inplace and ctx.use_out and (need_h or need_w):
+            if out is None:  # a later backward through a retained graph: the output again, bit for bit
+                out = x * a_h
+                out = out.mul_(a_w)
+            # sum_w(g * x * a_w) = sum_w(g * out) / a_h (a_h is constant along W), and alike for
+            # a_w: both strip gradients are plain sums of ONE product, g * out.
+            t = out.mul_(g) if _reusable(out) else g * out
+            if need_h:
+                grad_h = sum_over_w(t).unsqueeze(3).div_(a_h)
+            if need_w:
+                grad_w = sum_over_h(t).unsqueeze(2).div_(a_w)
+            buf = t
+        elif need_h or need_w:
+            t = torch.mul(g, x, out=out) if inplace and _reusable(out) and out.dtype == g.dtype == x.dtype else g * x
             if t.is_contiguous() and a_h.dtype == a_w.dtype == t.dtype:
                 # (NC, H, W) @ (NC, W, 1) and (NC, 1, H) @ (NC, H, W): one read of t each.
                 tm = t.view(n * c, h, w)
@@ -177,17 +241,20 @@ class _CoordGate(torch.autograd.Function):
                     grad_h = torch.bmm(tm, a_w.reshape(n * c, w, 1)).view(n, c, h, 1)
                 if need_w:
                     grad_w = torch.bmm(a_h.reshape(n * c, 1, h), tm).view(n, c, 1, w)
-                buf = t if inplace else None
-            else:  # channels_last (or mixed): one buffer; the sums as matrix products over it
+            else:  # channels_last (or mixed): products summed through 3-D views
                 if need_h:
-                    grad_h = sum_over_w(t.mul_(a_w) if inplace else t * a_w).unsqueeze(3).to(a_h.dtype)
+                    if not inplace or (need_w and not _fresh_is_costly(t)):
+                        u = t * a_w  # a second buffer: t is still needed for grad_w
+                    else:
+                        u = t.mul_(a_w)
+                    grad_h = _as(sum_over_w(u).unsqueeze(3), a_h)
                 if need_w:
-                    if need_h and inplace:  # g * x again, into the same buffer: a pass costs less than a new tensor
+                    if need_h and inplace and u is t:  # g * x again, into the same buffer
                         t = torch.mul(g, x, out=t)
-                    grad_w = sum_over_h(t.mul_(a_h) if inplace else t * a_h).unsqueeze(2).to(a_w.dtype)
-                buf = t if inplace else None
-            if buf is not None and (buf.dtype != g.dtype or buf.shape != g.shape):
-                buf = None
+                    grad_w = _as(sum_over_h(t.mul_(a_h) if inplace else t * a_h).unsqueeze(2), a_w)
+            buf = t if inplace else None
+        if buf is not None and (buf.dtype != g.dtype or buf.shape != g.shape):
+            buf = None
         if need_x:
             if inplace and _will_run(ctx.pools):
                 # The pools' backward finishes grad_x (detached: no reference back into the graph).
