@@ -311,3 +311,13 @@ def test_gate_with_gates_in_another_dtype_equals_plain_autograd(fmt):
     for a, b in zip(torch.autograd.grad(out, (x, a_h, a_w), g), torch.autograd.grad(ref, (x, a_h, a_w), g)):
         assert a.dtype == b.dtype
         torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-2)
+
+
+def test_ca_runs_under_inference_mode_and_no_grad():
+    fast, plain = _pair(torch.float32)
+    fast.eval(), plain.eval()
+    x = torch.randn(2, 16, 5, 7).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), _plain_forward(plain, x))
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x.requires_grad_()), _plain_forward(plain, x))

@@ -205,7 +205,8 @@ class _CoordGate(torch.autograd.Function):
         # out's version counter, so an in-place change of out is seen and the backward then
         # recomputes from x). The next layer usually keeps out until just before this backward
         # anyway (a conv saves its input); the backward lets go of it.
-        ctx.out, ctx.out_version, ctx.use_out = out.detach(), out._version, None
+        ctx.use_out = None
+        ctx.out, ctx.out_version = (None, -1) if out.is_inference() else (out.detach(), out._version)
         return out
 
     @staticmethod
