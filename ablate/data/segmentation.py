@@ -23,10 +23,6 @@ every square whole, and flips keep rows and columns. Arrays are cached like ``al
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -35,9 +31,9 @@ import torch
 
 from ablate.data._checks import check_int
 from ablate.data.registry import DataBundle, register_dataset
+from ablate.data.synthetic import generated_arrays
 from ablate.data.tensor import TensorImageDataset, channel_stats
 from ablate.errors import ConfigError
-from ablate.io import atomic_write
 
 IGNORE_INDEX = 255
 SEG_ALIGNMENT_CLASSES = ("background", "aligned", "isolated")
@@ -137,25 +133,10 @@ def seg_alignment(*, root: Path | None, seed: int, image_size: int = 24, n_train
     _check(image_size, n_train, n_val, objects, clutter, object_size, margin)
     params = dict(image_size=image_size, n_train=n_train, n_val=n_val, objects=objects, clutter=clutter,
                   object_size=object_size, margin=margin)
-    blob = json.dumps({"name": "seg_alignment", "version": GENERATOR_VERSION, "seed": seed, **params}, sort_keys=True)
-    path = None if root is None else Path(root) / "seg_alignment" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npz"
-    arrays, source, gen_s = None, "generated", 0.0
-    if path is not None and path.exists():
-        try:
-            with np.load(path) as z:
-                arrays = {k: z[k] for k in ("x_train", "y_train", "x_val", "y_val")}
-            source = "cache"
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            arrays = None
-    if arrays is None:
-        opts = {k: params[k] for k in ("image_size", "objects", "clutter", "object_size", "margin")}
-        t0 = time.perf_counter()
-        xt, yt = generate_seg_alignment(n_train, np.random.default_rng([seed, 0]), **opts)
-        xv, yv = generate_seg_alignment(n_val, np.random.default_rng([seed, 1]), **opts)
-        gen_s = time.perf_counter() - t0
-        arrays = {"x_train": xt, "y_train": yt, "x_val": xv, "y_val": yv}
-        if path is not None:
-            atomic_write(path, lambda fh: np.savez(fh, **arrays), mode="wb")
+    opts = {k: params[k] for k in ("image_size", "objects", "clutter", "object_size", "margin")}
+    arrays, path, source, gen_s = generated_arrays(
+        "seg_alignment", lambda n, rng: generate_seg_alignment(n, rng, **opts), root, seed, params,
+        version=GENERATOR_VERSION)
     mean, std = channel_stats(arrays["x_train"])
     return DataBundle(
         train=TensorMaskDataset(arrays["x_train"], arrays["y_train"]),

@@ -155,11 +155,15 @@ def _check_params(name: str, image_size, n_train, n_val, clutter, object_size, m
                          f" and margin={margin}; need image_size >= {need}")
 
 
-def _generated_bundle(name: str, generate: Callable, classes: tuple[str, ...], root: Path | None,
-                      seed: int, params: dict) -> DataBundle:
-    """Load the cached arrays for (name, params, seed) or generate, cache and return them."""
-    key = json.dumps({"name": name, "version": GENERATOR_VERSION, "seed": seed, **params},
-                     sort_keys=True)
+def generated_arrays(name: str, make: Callable, root: Path | None, seed: int, params: dict,
+                     version: int = GENERATOR_VERSION) -> tuple[dict, Path | None, str, float]:
+    """(arrays, cache path, "cache" | "generated", seconds generating) of a generated dataset.
+
+    The arrays of (name, version, seed, params) are read from ``<root>/<name>/<digest>.npz`` or
+    made by ``make(n, rng) -> (x, y)`` on separate train/val streams (changing n_val never
+    changes the training set) and cached there (atomic write).
+    """
+    key = json.dumps({"name": name, "version": version, "seed": seed, **params}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = None if root is None else Path(root) / name / f"{digest}.npz"
     arrays, source = None, "generated"
@@ -172,15 +176,22 @@ def _generated_bundle(name: str, generate: Callable, classes: tuple[str, ...], r
             arrays = None  # unreadable cache (e.g. copied half-way): regenerate and overwrite
     gen_s = 0.0
     if arrays is None:
-        opts = {k: params[k] for k in ("image_size", "clutter", "object_size", "margin")}
         t0 = time.perf_counter()
-        # Separate streams for train and val: changing n_val never changes the training set.
-        xt, yt, _ = generate(params["n_train"], np.random.default_rng([seed, 0]), **opts)
-        xv, yv, _ = generate(params["n_val"], np.random.default_rng([seed, 1]), **opts)
+        xt, yt = make(params["n_train"], np.random.default_rng([seed, 0]))
+        xv, yv = make(params["n_val"], np.random.default_rng([seed, 1]))
         gen_s = time.perf_counter() - t0
         arrays = {"x_train": xt, "y_train": yt, "x_val": xv, "y_val": yv}
         if path is not None:
             atomic_write(path, lambda fh: np.savez(fh, **arrays), mode="wb")
+    return arrays, path, source, gen_s
+
+
+def _generated_bundle(name: str, generate: Callable, classes: tuple[str, ...], root: Path | None,
+                      seed: int, params: dict) -> DataBundle:
+    """Load the cached arrays for (name, params, seed) or generate, cache and return them."""
+    opts = {k: params[k] for k in ("image_size", "clutter", "object_size", "margin")}
+    arrays, path, source, gen_s = generated_arrays(name, lambda n, rng: generate(n, rng, **opts)[:2],
+                                                   root, seed, params)
     mean, std = channel_stats(arrays["x_train"])
     return DataBundle(
         train=TensorImageDataset(arrays["x_train"], arrays["y_train"]),
