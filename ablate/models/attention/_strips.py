@@ -6,6 +6,7 @@ Knob checks (one-line ``ConfigError`` naming the value and the allowed ones) and
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ablate.errors import ConfigError
@@ -37,3 +38,27 @@ def strip_convs(channels: int, kernel_size: int, bias: bool) -> tuple[nn.Conv2d,
     conv_h = nn.Conv2d(channels, channels, (kernel_size, 1), padding=(pad, 0), groups=channels, bias=bias)
     conv_w = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, pad), groups=channels, bias=bias)
     return conv_h, conv_w
+
+
+class SummedStripGate(nn.Module):
+    """Base of the kinds that gate ``x`` by one map made from both strips (``gate_map``):
+    ``x * gate`` (plus ``x`` with ``skip``), its MAdds and its channel-mean attention map."""
+
+    skip: bool = False
+    map_title = "gate"
+
+    def gate_map(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - every kind defines it
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x * self.gate_map(x)
+        return out + x if self.skip else out
+
+    @staticmethod
+    def gating_madds(shape) -> int:
+        """Element-wise multiplies of ``x * gate``: C*H*W (the add of the strips is no multiply)."""
+        return int(shape[1] * shape[2] * shape[3])
+
+    def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The gating (N, H, W) applied to ``x``, averaged over channels."""
+        return self.gate_map(x).mean(1)

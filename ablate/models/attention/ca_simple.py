@@ -23,13 +23,13 @@ from torch import nn
 
 from ablate.errors import ConfigError
 from ablate.models.attention._common import mid_channels as _mid
-from ablate.models.attention._strips import ACTS, GATES, check_flag
+from ablate.models.attention._strips import ACTS, GATES, check_flag, SummedStripGate
 from ablate.models.layers import LayerSpec, get_act_layer
 from ablate.models.registry import register_attention
 
 
 @register_attention("ca_simple")
-class SimpleCoordAttention(nn.Module):
+class SimpleCoordAttention(SummedStripGate):
     """timm's ``SimpleCoordAttn`` math (``out = x * gate(fc_h(s_h) + fc_w(s_w))``).
 
     Args:
@@ -84,17 +84,4 @@ class SimpleCoordAttention(nn.Module):
         l_h, l_w = self.logits(x)
         return self.gate(l_h + l_w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x * self.gate_map(x)
-        return out + x if self.skip else out
-
-    @staticmethod
-    def gating_madds(shape) -> int:
-        """Element-wise multiplies of ``x * gate``: C*H*W (the add of the strips is no multiply)."""
-        return int(shape[1] * shape[2] * shape[3])
-
     map_title = "gate(l_h + l_w)"
-
-    def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
-        """The gating (N, H, W) applied to ``x``, averaged over channels: mean_c gate(l_h + l_w)."""
-        return self.gate_map(x).mean(1)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.models.attention._strips import GATES, check_flag, check_odd_kernel, strip_convs
+from ablate.models.attention._strips import GATES, check_flag, check_odd_kernel, strip_convs, SummedStripGate
 from ablate.models.layers import LayerSpec, get_act_layer
 from ablate.models.registry import register_attention
 
 
 @register_attention("strip")
-class StripAttention(nn.Module):
+class StripAttention(SummedStripGate):
     """Strip attention as timm's ``StripAttn``: ``x * gate(conv_h(s_h) + conv_w(s_w))``.
 
     Args:
@@ -58,17 +58,4 @@ class StripAttention(nn.Module):
         """The gate (N, C, H, W) that ``forward`` multiplies ``x`` by."""
         return self.gate(self.conv_h(x.mean(3, keepdim=True)) + self.conv_w(x.mean(2, keepdim=True)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x * self.gate_map(x)
-        return out + x if self.skip else out
-
-    @staticmethod
-    def gating_madds(shape) -> int:
-        """Element-wise multiplies of ``x * gate``: C*H*W (the add of the strips is no multiply)."""
-        return int(shape[1] * shape[2] * shape[3])
-
     map_title = "gate(s_h + s_w)"
-
-    def spatial_map(self, x: torch.Tensor) -> torch.Tensor:
-        """The gating (N, H, W) applied to ``x``, averaged over channels: mean_c gate(s_h + s_w)."""
-        return self.gate_map(x).mean(1)
