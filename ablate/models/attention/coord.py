@@ -32,7 +32,9 @@ from torch import nn
 
 from ablate.errors import ConfigError, check_choice
 from ablate.models.attention._common import mid_channels as _mid
-from ablate.models.attention.fused import coord_gate, is_channels_last, strip_means, strips_of, sum_over_h, sum_over_w
+from ablate.models.attention.fused import (
+    coord_gate, is_channels_last, strip_layout, strip_means, strips_of, sum_over_h, sum_over_w,
+)
 from ablate.models.layers import ELEMENTWISE_LAYERS, LayerSpec, get_act_layer, get_norm_layer
 from ablate.models.registry import register_attention
 
@@ -131,11 +133,12 @@ class CoordAttention(nn.Module):
         y = F.linear(s, conv.weight.flatten(1), conv.bias)
         return self.act(bn(y.view(*y.shape, 1, 1))).view(y.shape)
 
-    def _gate_strips(self, y: torch.Tensor, conv: nn.Conv2d, length: int, n: int, dim: int) -> torch.Tensor:
+    def _gate_strips(self, y: torch.Tensor, conv: nn.Conv2d, length: int, n: int, dim: int,
+                     channels_last: bool) -> torch.Tensor:
         """gate(conv(y)) on strip rows (length * N, mid), returned as (N, C, length, 1) (dim=3)
-        or (N, C, 1, length) (dim=2)."""
+        or (N, C, 1, length) (dim=2), laid out for the gate's loops over x (``strip_layout``)."""
         a = self.gate(F.linear(y, conv.weight.flatten(1), conv.bias))
-        return a.view(length, n, -1).permute(1, 2, 0).unsqueeze(dim)
+        return strip_layout(a.view(length, n, -1), dim, channels_last)
 
     def _gates(self, x: torch.Tensor, link: bool = False):
         """(a_h (N,C,H,1) or None, a_w (N,C,1,W) or None): the gates of the branches this module has.
@@ -147,15 +150,15 @@ class CoordAttention(nn.Module):
             return (*gates, None) if link else gates
         # Strips as rows (H + W, N, C) -> ((H + W) * N, C): every 1x1 conv is one matrix product.
         n, c, h, w = x.shape
-        pools = None
+        cl, pools = is_channels_last(x), None
         if self.branches == "h":
             z = sum_over_w(x, 1.0 / w) if self.pool == "avg" else _strip_pool(x, 3, self.pool)[..., 0]
             y = self._transform_strips(z.permute(2, 0, 1).reshape(h * n, c))
-            gates = self._gate_strips(y, self.conv_h, h, n, 3), None
+            gates = self._gate_strips(y, self.conv_h, h, n, 3, cl), None
         elif self.branches == "w":
             z = sum_over_h(x, 1.0 / h) if self.pool == "avg" else _strip_pool(x, 2, self.pool)[:, :, 0]
             y = self._transform_strips(z.permute(2, 0, 1).reshape(w * n, c))
-            gates = None, self._gate_strips(y, self.conv_w, w, n, 2)
+            gates = None, self._gate_strips(y, self.conv_w, w, n, 2, cl)
         else:
             if self.pool == "avg" and not torch.compiler.is_compiling():
                 s = strip_means(x)  # both strip means in one autograd node (fused.py)
@@ -167,11 +170,7 @@ class CoordAttention(nn.Module):
                 y_h, y_w = self._transform_strips(s).split([h * n, w * n])
             else:
                 y_h, y_w = self._transform_strips(s[: h * n], "_h"), self._transform_strips(s[h * n:], "_w")
-            a_h = self._gate_strips(y_h, self.conv_h, h, n, 3)  # (N, C, H, 1)
-            a_w = self._gate_strips(y_w, self.conv_w, w, n, 2)  # (N, C, 1, W)
-            if not is_channels_last(x):  # NCHW: gates contiguous along H and W for the gate's loops
-                a_h, a_w = a_h.contiguous(), a_w.contiguous()
-            gates = a_h, a_w
+            gates = self._gate_strips(y_h, self.conv_h, h, n, 3, cl), self._gate_strips(y_w, self.conv_w, w, n, 2, cl)
         return (*gates, pools) if link else gates
 
     def _gates_conv(self, x: torch.Tensor) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
