@@ -11,18 +11,23 @@ whatever memory format ``x`` has (NCHW or channels_last):
   layout in which CA's 1x1 convs are single matrix products). Each mean is one read of ``x``
   through a 3-D view that CPUs reduce at memory speed (:func:`sum_over_w`, :func:`sum_over_h`;
   a 4-D ``x.mean(3)`` is 2-5x slower on CPU).
-- :func:`coord_gate` computes ``x * a_h * a_w`` saving only its inputs. Its backward gets the
-  strip gradients as reductions of ``grad * x`` against ``a_w`` and ``a_h``, in one full-size
-  buffer: two batched matrix products over ``grad * x`` (NCHW), or two products each summed
-  through a 3-D view (channels_last; on CPU, where a new tensor costs several passes,
-  ``grad * x`` is written twice into one buffer instead of allocating a second).
+- :func:`coord_gate` computes ``x * a_h * a_w`` saving only its inputs (and, detached, its
+  output, let go of in the backward). Its backward gets the strip gradients as sums of ONE
+  product, ``grad * out``, divided by the gates: a_h is constant along W, so
+  ``sum_w(grad * x * a_w) = sum_w(grad * out) / a_h``, and alike for a_w (on CPU, float32/64,
+  with every gate >= ``MIN_DIVISOR``, and ``out`` unchanged since the forward; otherwise from
+  ``grad * x``: two batched matrix products over it (NCHW) or two products summed through 3-D
+  views (channels_last)). The product is written into ``out``'s own memory when nothing else
+  holds it any more (the next layer, a conv that saved ``out``, has run its backward by then).
+  The first backward's choice is kept, so a backward repeated through a retained graph gives
+  the same bits.
 
 Linked (``coord_gate(..., pools=s.grad_fn)``), the two backward passes share that buffer: the
 gate leaves the gradient of ``x`` to the pools' backward, which runs after it (the pools feed
 the gates), and which writes ``grad * a_h * a_w + q_h / W + q_w / H`` into the gate's spent
-buffer in three in-place passes. Autograd then sums nothing, and the whole CA backward
-allocates one full-size tensor (SE's plain ``x * s`` allocates four). The gate hands its share
-over only when the engine will run the pools' node in the same backward
+buffer in three in-place passes. Autograd then sums nothing: in a net the whole CA backward
+allocates no full-size tensor (SE's autograd ``x * s`` and mean allocate three). The gate
+hands its share over only when the engine will run the pools' node in the same backward
 (``torch._C._will_engine_execute_node``), and the pools take it only in that backward
 (graph-task id); otherwise, and under ``create_graph`` (double backward: no in-place updates),
 each computes its own gradient as the unlinked functions do.
