@@ -20,7 +20,7 @@ from torch import nn
 
 from ablate.errors import ConfigError
 from ablate.models.attention._common import check_positive, mid_channels as _mid
-from ablate.models.layers import ELEMENTWISE_LAYERS, LayerSpec, get_act_layer, get_norm_layer
+from ablate.models.layers import LayerSpec, get_act_layer, get_norm_layer
 from ablate.models.registry import register_attention
 
 
@@ -29,27 +29,17 @@ class ChannelAttn(nn.Module):
 
     def __init__(self, channels: int, mid: int, act: LayerSpec, gate: LayerSpec, bias: bool):
         super().__init__()
-        act_cls = get_act_layer(act)
         self.fc1 = nn.Conv2d(channels, mid, 1, bias=bias)
-        self.act = act_cls()
+        self.act = get_act_layer(act)()
         self.fc2 = nn.Conv2d(mid, channels, 1, bias=bias)
         self.gate = get_act_layer(gate, ("sigmoid", "hsigmoid"), what="gate")()
-        # An element-wise act lets both descriptors go through the MLP as the rows of one matrix
-        # product (same weights and values; two conv calls on 1x1 maps cost far more on CPU).
-        self._linear = act_cls in ELEMENTWISE_LAYERS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
         # max_pool2d as the CBAM code: its gradient goes to one arg-max (amax splits it among
         # ties, common after ReLU6, and its backward costs ~2x here)
-        if not self._linear:
-            avg = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
-            mx = self.fc2(self.act(self.fc1(F.adaptive_max_pool2d(x, 1))))
-            return x * self.gate(avg + mx)
-        n, c = x.shape[:2]
-        v = torch.cat([x.mean((2, 3)), F.adaptive_max_pool2d(x, 1).flatten(1)])  # (2N, C): avg rows, max rows
-        y = F.linear(self.act(F.linear(v, self.fc1.weight.flatten(1), self.fc1.bias)),
-                     self.fc2.weight.flatten(1), self.fc2.bias)
-        return x * self.gate(y[:n] + y[n:]).view(n, c, 1, 1)
+        mx = self.fc2(self.act(self.fc1(F.adaptive_max_pool2d(x, 1))))
+        return x * self.gate(avg + mx)
 
 
 class SpatialAttn(nn.Module):

@@ -16,11 +16,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ablate.models.attention._common import mid_channels as _mid
-from ablate.models.layers import ELEMENTWISE_LAYERS, LayerSpec, get_act_layer, get_norm_layer
+from ablate.models.layers import LayerSpec, get_act_layer, get_norm_layer
 from ablate.models.registry import register_attention
 
 
@@ -55,26 +54,15 @@ class SqueezeExcite(nn.Module):
     ):
         super().__init__()
         mid = _mid(channels, reduction, min_mid, divisor, override=mid_channels)
-        act_cls, gate_cls = get_act_layer(act), get_act_layer(gate, ("sigmoid", "hsigmoid"), what="gate")
-        norm_cls = get_norm_layer(norm)
         self.fc1 = nn.Conv2d(channels, mid, 1, bias=bias)
-        self.bn = norm_cls(mid)
-        self.act = act_cls()
+        self.bn = get_norm_layer(norm)(mid)
+        self.act = get_act_layer(act)()
         self.fc2 = nn.Conv2d(mid, channels, 1, bias=bias)
-        self.gate = gate_cls()
-        # The 1x1 convs on the pooled (N, C, 1, 1) vector as matrix products on (N, C) (same
-        # weights and values; a conv call on a 1x1 map costs far more than its multiply-adds on
-        # CPU), for element-wise layers and a BatchNorm or none; other classes get the convs.
-        self._linear = (act_cls in ELEMENTWISE_LAYERS and gate_cls in ELEMENTWISE_LAYERS
-                        and norm_cls in (nn.BatchNorm2d, nn.Identity))
+        self.gate = get_act_layer(gate, ("sigmoid", "hsigmoid"), what="gate")()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self._linear:
-            s = x.mean((2, 3), keepdim=True)
-            return x * self.gate(self.fc2(self.act(self.bn(self.fc1(s)))))
-        y = F.linear(x.mean((2, 3)), self.fc1.weight.flatten(1), self.fc1.bias)
-        y = self.act(self.bn(y.view(*y.shape, 1, 1))).flatten(1)
-        return x * self.gate(F.linear(y, self.fc2.weight.flatten(1), self.fc2.bias)).view(*x.shape[:2], 1, 1)
+        s = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.fc2(self.act(self.bn(self.fc1(s)))))
 
     @staticmethod
     def gating_madds(shape) -> int:
