@@ -235,6 +235,20 @@ class StepLosses:
         return self.sum / max(self.seen, 1)
 
 
+def eval_batches(model: nn.Module, loader, device: torch.device, precision: str = "fp32",
+                 channels_last: bool = False):
+    """(float32 logits, labels) of every validation batch, the model in eval mode and the
+    forward pass cast as training casts it; callers run it under ``torch.no_grad``."""
+    model.eval()
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, precision):
+            logits = model(x)
+        yield logits.float(), y
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "fp32", channels_last: bool = False,
              reduce: Optional[Callable[[list], list]] = None) -> dict:
@@ -244,17 +258,10 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: str = "f
     Sums stay on the device until the end: one host read per evaluation, not per batch.
     ``reduce`` (a run of several processes, each evaluating its share): the sums of every rank.
     """
-    model.eval()
     n, losses = 0, []
     c1 = torch.zeros((), dtype=torch.int64, device=device)
     c5 = torch.zeros((), dtype=torch.int64, device=device)
-    for x, y in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, precision):
-            logits = model(x)
-        logits = logits.float()
+    for logits, y in eval_batches(model, loader, device, precision, channels_last):
         losses.append(F.cross_entropy(logits, y, reduction="sum"))
         k = min(5, logits.shape[1])
         topk = logits.topk(k, dim=1).indices

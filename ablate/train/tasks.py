@@ -64,19 +64,12 @@ class SegmentationTask:
         """mIoU, per-class IoU and pixel accuracy from one confusion matrix over the whole
         validation set (never a mean of per-batch mIoUs), and the mean per-pixel cross-entropy
         over scored pixels. ``reduce``: the sums of every rank (several processes)."""
-        from ablate.train.engine import _autocast
+        from ablate.train.engine import eval_batches
 
-        model.eval()
         k = self.num_classes
         cm = torch.zeros(k, k, dtype=torch.int64, device=device)
         losses = []
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, precision):
-                logits = model(x)
-            logits = logits.float()
+        for logits, y in eval_batches(model, loader, device, precision, channels_last):
             losses.append(nn.functional.cross_entropy(logits, y, ignore_index=self.ignore_index, reduction="sum"))
             cm += confusion_matrix(logits.argmax(1), y, k, self.ignore_index)
         loss_sum = sum(torch.stack(losses).tolist()) if losses else 0.0
