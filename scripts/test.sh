@@ -11,7 +11,11 @@ if [ -x scripts/services/all.sh ] && [ "$(id -u)" = 0 ] && [ "${ABLATE_SERVICES:
   trap 'bash scripts/services/all.sh down >/dev/null 2>&1 || true' EXIT
 fi
 set +e
-python -m pytest "$@"
+# Two pytest-xdist workers: half the suite's time is spent waiting (on subprocesses, SLURM, the
+# kill -9 tests' pauses), so two keep both cores busy; every test uses its own tmp dirs, ports,
+# study names and SLURM jobs. ABLATE_TEST_WORKERS=0 runs in one process;
+# arguments after ours win (`bash scripts/test.sh -n 0 tests/test_x.py`).
+python -m pytest -n "${ABLATE_TEST_WORKERS:-2}" "$@"
 rc=$?
 set -e
 [ "$rc" = 5 ] && { echo "[test] pytest collected no tests" >&2; exit 1; }
