@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ablate.registry import Registry
-from ablate.sweep.runner import PlannedRun, pending, plan_sweep, write_manifest
+from ablate.sweep.runner import PlannedRun, pending, plan_sweep, remove_stale_locks, write_manifest
 from ablate.track.manifest import SweepManifest
 from ablate.track.record import RunRecord
 
@@ -61,6 +61,7 @@ def launch_grid(spec, overrides: list[str], *, dry_run: bool = False, seeds_by_c
         print(summary(todo, runs, launcher, SweepManifest.read(first["paths"]["sweeps_dir"], spec.name)))
         return Launched(runs, [])
     write_manifest(spec, runs, first["paths"]["sweeps_dir"], overrides, sequential=sequential)
+    remove_stale_locks(runs, todo)
     if todo:  # nothing to run starts nothing (no worker pool, no cluster check)
         launcher.launch(todo)
     return Launched(runs, todo)

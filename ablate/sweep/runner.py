@@ -179,3 +179,14 @@ def pending(runs: list[PlannedRun]) -> list[PlannedRun]:
         if r.force or status not in FINAL_STATUSES:
             todo.append(r)
     return todo
+
+
+def remove_stale_locks(runs: list[PlannedRun], todo: list[PlannedRun]) -> int:
+    """Remove the lock files of done runs (in ``runs``, not in ``todo``) that no process holds;
+    returns how many. A trainer killed after writing its run's record (during the W&B finish,
+    say) leaves its lock file behind, and no launch trains that run again to take it over."""
+    from ablate.track.lock import remove_stale_lock
+
+    again = {r.key for r in todo}
+    return sum(remove_stale_lock(lock) for r in runs if r.key not in again
+               and (lock := r.store.files(r.key).lock_path).exists())

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["RunLock", "RunLocked", "lease_seconds", "lock_holder_alive", "process_alive"]
+__all__ = ["RunLock", "RunLocked", "lease_seconds", "lock_holder_alive", "process_alive", "remove_stale_lock"]
 
 _PROBE_RETRIES = 5       # a status probe holds a shared flock for microseconds: retry, do not fail
 _PROBE_WAIT_S = 0.02
@@ -146,6 +146,36 @@ def lock_holder_alive(path: str | Path) -> bool:
             return True
         fcntl.flock(fd, fcntl.LOCK_UN)
         return _held_elsewhere(path)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_lock(path: str | Path) -> bool:
+    """Remove the lock file at ``path`` if no live process holds it; True if removed.
+
+    A process killed after its run's record was written (during the W&B finish, say) leaves the
+    file behind, flock released: the run is done, so no later launch takes the lock over. The
+    launch that finds such a run done removes it (taking the flock first, as a holder would).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # held: someone is (re-)training it
+        if _held_elsewhere(path):
+            return False
+        try:
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                return False  # replaced meanwhile by a new holder's file
+        except FileNotFoundError:
+            return False
+        path.unlink(missing_ok=True)
+        return True
     finally:
         os.close(fd)
 

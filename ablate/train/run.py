@@ -204,6 +204,10 @@ def _standing(plan: RunPlan, study: Optional[str]) -> Optional[RunRecord]:
         existing.status == "pruned" and study is not None and existing.sweep == study))
     if final and not plan.force:
         log.info("run %s already %s; nothing to do (force=true re-trains)", plan.key, existing.status)
+        if plan.files.lock_path.exists():  # left by a trainer killed after writing the record
+            from ablate.track.lock import remove_stale_lock
+
+            remove_stale_lock(plan.files.lock_path)
         return existing
     if existing and plan.force:
         log.info("force: previous run kept at %s", plan.files.set_aside())

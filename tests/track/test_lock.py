@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ablate.track.lock import RunLock, RunLocked, lock_holder_alive
+from ablate.track.lock import RunLock, RunLocked, lock_holder_alive, remove_stale_lock
 
 TRAIN = """
 import os, sys, time
@@ -103,3 +103,38 @@ def test_the_holder_keeps_its_lease_alive(tmp_path, monkeypatch):
         first = lock.stat().st_mtime
         time.sleep(0.8)
         assert lock.stat().st_mtime > first  # heartbeat every lease / 4
+
+
+def test_a_stale_lock_file_is_removed_a_held_or_fresh_remote_one_is_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_LOCK_LEASE_S", "30")
+    lock = tmp_path / ".run.lock"
+    assert not remove_stale_lock(lock)  # no file: nothing to do
+    lock.write_text(f"{socket.gethostname()} {_dead_pid()}")  # a trainer killed after its record
+    assert remove_stale_lock(lock) and not lock.exists()
+    with RunLock(lock):  # held here: kept, and still held
+        assert not remove_stale_lock(lock) and lock_holder_alive(lock)
+    lock.write_text("node-17 4242")  # another host's heartbeat within the lease
+    assert not remove_stale_lock(lock) and lock.exists()
+
+
+def test_a_relaunch_removes_the_lock_file_a_killed_trainer_left_on_a_done_run(home, tmp_path):
+    """kill -9 between writing a run's record and removing its lock file (the W&B finish runs in
+    between) leaves the file; the next launch finds the run done, trains nothing, and removes it
+    (a dry run changes nothing); ``ablate train`` of the done run alike."""
+    from ablate.cli import main
+    from tests.helpers import TINY
+
+    sweep = tmp_path / "one.yaml"
+    sweep.write_text("grid: {attention: [none]}\nseeds: [0]\n")
+    assert main(["sweep", str(sweep), "--no-table", *TINY]) == 0
+    (result,) = (home / "outputs" / "runs").glob("*/result.json")
+    lock = result.parent.parent / f".{result.parent.name}.lock"
+    assert not lock.exists()
+    lock.write_text(f"{socket.gethostname()} {_dead_pid()}")
+    assert main(["sweep", str(sweep), "--no-table", "--dry-run", *TINY]) == 0
+    assert lock.exists()
+    assert main(["sweep", str(sweep), "--no-table", *TINY]) == 0
+    assert not lock.exists()
+    lock.write_text(f"{socket.gethostname()} {_dead_pid()}")
+    assert main(["train", "attention=none", "seed=0", *TINY]) == 0
+    assert not lock.exists()
