@@ -16,3 +16,20 @@ TINY = [
     "trainer.threads=1",
     "tracking=disabled",
 ]
+
+
+def cuda_syncs(fn) -> int:
+    """How many synchronizing CUDA calls ``fn()`` makes: CUDA's own count (its sync debug mode
+    warns at every call that waits for the device)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)

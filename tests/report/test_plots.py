@@ -82,6 +82,18 @@ def test_unknown_plot_keys_name_the_allowed_ones():
         plot_pareto(reduction_records(), y="acc")
 
 
+def curves_store(spec, recs) -> InMemoryStore:
+    """A store with three epochs per run of every metric the spec's curves draw (and val_top1),
+    rising to the run's final value."""
+    store = InMemoryStore()
+    curves = {p.y for p in spec.plots or [] if p.kind == "curves"} | {"val_top1"}
+    for r in recs:
+        final = r.get("miou") if r.get("miou") is not None else r["top1"]
+        for e in range(3):
+            store.append_metrics(r["run_key"], {"epoch": e, **{y: final * (e + 1) / 3 for y in curves}})
+    return store
+
+
 def _branches(seeds=(0, 1, 2), top1=None, madds=None):
     """Records of the branches table's six cells (labelled as the table names them), their
     metrics in a store, and the report's style built from the table."""
@@ -97,12 +109,7 @@ def _branches(seeds=(0, 1, 2), top1=None, madds=None):
     for r in recs:
         r["madds"] = madds[int(r["run_key"][1])] * 1e6
     recs = label_settings(recs, setting_labels(spec, recs))
-    store = InMemoryStore()
-    curves = {p.y for p in spec.plots or [] if p.kind == "curves"} | {"val_top1"}  # per-epoch metrics drawn
-    for r in recs:
-        final = r.get("miou") if r.get("miou") is not None else r["top1"]
-        for e in range(3):
-            store.append_metrics(r["run_key"], {"epoch": e, **{y: final * (e + 1) / 3 for y in curves}})
+    store = curves_store(spec, recs)
     return spec, recs, store, SettingStyle().add_table(spec, recs)
 
 
@@ -259,12 +266,7 @@ def test_every_shipped_plot_draws_with_a_caption_and_no_overlapping_labels(name)
     recs = records_for(spec, seeds=(0, 1))
     for i, r in enumerate(recs):
         r["madds"] = (300 + i % 7) * 1e6
-    store = InMemoryStore()
-    curves = {p.y for p in spec.plots or [] if p.kind == "curves"} | {"val_top1"}  # per-epoch metrics drawn
-    for r in recs:
-        final = r.get("miou") if r.get("miou") is not None else r["top1"]
-        for e in range(3):
-            store.append_metrics(r["run_key"], {"epoch": e, **{y: final * (e + 1) / 3 for y in curves}})
+    store = curves_store(spec, recs)
     recs = label_settings(recs, setting_labels(spec, recs))
     style = SettingStyle().add_table(spec, recs)
     table_order = list(style.order({r["setting"] for r in recs}))

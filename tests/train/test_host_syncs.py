@@ -147,20 +147,13 @@ def test_a_stop_without_a_nan_is_preempted(tmp_path):
 def test_cuda_syncs_do_not_grow_with_the_steps_and_nan_is_still_caught(tmp_path):
     """CUDA's own count (sync debug mode warns at every synchronizing call): the same number of
     syncs for 4x the steps; a NaN loss on the GPU still ends the run as diverged."""
-    import warnings
+    from tests.helpers import cuda_syncs
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
 
     def syncs(name, steps):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                train(tmp_path, name, steps=steps, device="cuda")
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        return sum("synchroniz" in str(w.message) for w in caught)
+        return cuda_syncs(lambda: train(tmp_path, name, steps=steps, device="cuda"))
 
     train(tmp_path, "warm", device="cuda")  # first-use syncs (CUDA context, allocator) are not the loop's
     assert syncs("cuda6", 6) == syncs("cuda24", 24)

@@ -117,22 +117,15 @@ def test_the_bar_reads_no_tensor(tmp_path, monkeypatch):
 @pytest.mark.gpu
 def test_the_bar_adds_no_cuda_sync(tmp_path):
     """CUDA's own count: every synchronizing call warns under sync debug mode; the bar adds none."""
-    import warnings
-
     from rich.console import Console
+
+    from tests.helpers import cuda_syncs
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
 
     def syncs(name, console):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                train(tmp_path, name, device="cuda", console=console)
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        return sum("synchroniz" in str(w.message) for w in caught)
+        return cuda_syncs(lambda: train(tmp_path, name, device="cuda", console=console))
 
     without = syncs("cuda-nobar", None)  # > 0: the loop's own loss and evaluation reads
     assert syncs("cuda-bar", Console(file=io.StringIO(), force_terminal=True)) == without > 0
