@@ -20,7 +20,8 @@ mobilenet_v2_tiny, AdamW, warm-up + cosine, label smoothing, channels_last, crop
    calls, looked up where the run looks them up: interpreter start/exit, imports, composing the
    config (Hydra), validating it (``prepare``: model build, run key; it builds the optimiser
    once, which imports ``torch._dynamo``), the git commit, data, model, MAdds, loaders, W&B
-   init, latency, the record, W&B finish; a part's first-use imports count in that part.
+   init, latency, the record, W&B finish; a part's first-use imports count in that part. The
+   process ends as the ``ablate`` command does (exit handlers, then no interpreter teardown).
    A bare process (python, import torch, the same model and data reader, the plain loop) is
    timed too, interleaved: its wall minus training is the floor any torch script pays
    (interpreter, torch and torch._dynamo imports, torch's teardown at exit).
@@ -364,7 +365,8 @@ def bench_overhead(runs: int, attention: str, device: str) -> None:
     tr_a, tr_b = statistics.median(r["training"] for r in rows), statistics.median(b["training"] for b in bare)
     print(f"  training in these processes, median: ablate {tr_a:.3f} s, bare {tr_b:.3f} s, ratio {tr_a / tr_b:.3f}")
     print(f"  wall, median: ablate (timed) {statistics.median(r['wall'] for r in rows):.3f} s, plain `python -m "
-          f"ablate train` {statistics.median(cli):.3f} s, bare {statistics.median(b['wall'] for b in bare):.3f} s")
+          f"ablate train` {statistics.median(cli):.3f} s (minus the timed runs' training: "
+          f"{statistics.median(cli) - tr_a:.3f} s), bare {statistics.median(b['wall'] for b in bare):.3f} s")
     later = in_worker[1:]
     for w in in_worker:
         w["overhead"] = w["run"] - w["training"]
@@ -425,7 +427,9 @@ def bare_child(spec_file: str) -> None:
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        sys.exit(child(sys.argv[3:], Path(sys.argv[2])))
+        import ablate.cli
+
+        ablate.cli.exit_fast(child(sys.argv[3:], Path(sys.argv[2])))  # ends as the `ablate` command does
     if len(sys.argv) > 3 and sys.argv[1] == "--worker":
         sys.exit(worker(sys.argv[4:], Path(sys.argv[2]), [int(x) for x in sys.argv[3].split(",")]))
     if len(sys.argv) > 1 and sys.argv[1] == "--bare-child":
