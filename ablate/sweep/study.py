@@ -106,6 +106,16 @@ def counted(trials) -> list:
     return [t for t in trials if not t.user_attrs.get(SUPERSEDED)]
 
 
+# A worker marks a trial RUNNING, then writes who it is (two storage writes): a RUNNING trial
+# that names no worker yet and started this recently is being claimed right now, not dead.
+CLAIM_GRACE_S = 60.0
+
+
+def _being_claimed(trial, now: float) -> bool:
+    start = trial.datetime_start
+    return "worker" not in trial.user_attrs and start is not None and now - start.timestamp() < CLAIM_GRACE_S
+
+
 def reconcile(study, storage, n_trials: int) -> dict:
     """Re-enqueue trials of dead workers, then enqueue what ``n_trials`` still needs."""
     from optuna.trial import TrialState
@@ -114,10 +124,11 @@ def reconcile(study, storage, n_trials: int) -> dict:
 
     revived = 0
     study_id = storage.get_study_id_from_name(study.study_name)
+    now = time.time()
     # Read through the storage, not the Study's cache: a trial another process claimed has its
     # values there (an RDB cache may not), and is not this process's to `tell`.
     for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-        if not t.user_attrs.get(SUPERSEDED) and worker_alive(t.user_attrs.get("worker")):
+        if not t.user_attrs.get(SUPERSEDED) and (worker_alive(t.user_attrs.get("worker")) or _being_claimed(t, now)):
             continue
         tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         if not t.user_attrs.get(SUPERSEDED):

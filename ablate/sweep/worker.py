@@ -106,7 +106,10 @@ def claim(study, storage):
             storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
             continue
         trial = optuna.Trial(study, trial_id)
-        trial.set_user_attr("worker", identity())
+        try:
+            trial.set_user_attr("worker", identity())
+        except UpdateFinishedTrialError:  # ended meanwhile by a launch that judged it dead
+            continue
         return trial
     return None
 
@@ -131,6 +134,7 @@ def suggest(trial, p: Param) -> Any:
 def work(job: StudyJob) -> list[dict]:
     """Run trials until the study has no waiting trial left (or a stop signal arrives)."""
     import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
 
     from ablate.sweep.storage import open_storage
     from ablate.train.engine import stop_requested
@@ -150,7 +154,12 @@ def work(job: StudyJob) -> list[dict]:
         if trial is None:
             break
         study.sampler = make_sampler(job.spec, trial_seed(job.spec, trial.number))
-        rec = run_trial(study, trial, job)
+        try:
+            rec = run_trial(study, trial, job)
+        except UpdateFinishedTrialError:  # another launch judged this trial's worker dead and ended it
+            log.warning("trial %d was ended by another launch (which enqueued a copy of it); going on "
+                        "with the next trial", trial.number)
+            continue
         log.info("%s", progress_line(storage, study, job, trial.number, rec))
         if rec is not None:
             records.append(rec)
