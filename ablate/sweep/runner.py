@@ -188,5 +188,4 @@ def remove_stale_locks(runs: list[PlannedRun], todo: list[PlannedRun]) -> int:
     from ablate.track.lock import remove_stale_lock
 
     again = {r.key for r in todo}
-    return sum(remove_stale_lock(lock) for r in runs if r.key not in again
-               and (lock := r.store.files(r.key).lock_path).exists())
+    return sum(remove_stale_lock(r.store.files(r.key).lock_path) for r in runs if r.key not in again)

@@ -78,11 +78,7 @@ class RunLock:
                 os.close(fd)
                 host, pid = _holder(self.path)
                 raise RunLocked(f"run {self.path.name[1:-5]} is being trained by {host} {pid}".rstrip())
-            try:  # a finishing holder unlinks the file: make sure ours is still the one at the path
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:
+            if not _is_at(fd, self.path):  # a finishing holder unlinked it: take the new file
                 os.close(fd)
                 continue
             if _held_elsewhere(self.path):
@@ -116,6 +112,14 @@ class RunLock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the one at ``path`` (a finishing holder unlinks it)."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _flock(fd: int, kind: int) -> bool:
@@ -163,16 +167,8 @@ def remove_stale_lock(path: str | Path) -> bool:
     except FileNotFoundError:
         return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # held: someone is (re-)training it
-        if _held_elsewhere(path):
-            return False
-        try:
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                return False  # replaced meanwhile by a new holder's file
-        except FileNotFoundError:
+        # held (someone is re-training it), another host's fresh lock, or a new holder's file
+        if not _flock(fd, fcntl.LOCK_EX) or _held_elsewhere(path) or not _is_at(fd, path):
             return False
         path.unlink(missing_ok=True)
         return True

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from ablate.config import to_container
 from ablate.errors import ConfigError
-from ablate.track.lock import RunLocked  # noqa: F401  (re-exported: launchers catch it)
+from ablate.track.lock import RunLocked, remove_stale_lock  # noqa: F401  (RunLocked re-exported: launchers catch it)
 from ablate.track.record import FINAL_STATUSES, METRICS, RunRecord
 from ablate.track.runkey import run_key
 from ablate.track.store import RunDirStore, RunFiles
@@ -204,10 +204,7 @@ def _standing(plan: RunPlan, study: Optional[str]) -> Optional[RunRecord]:
         existing.status == "pruned" and study is not None and existing.sweep == study))
     if final and not plan.force:
         log.info("run %s already %s; nothing to do (force=true re-trains)", plan.key, existing.status)
-        if plan.files.lock_path.exists():  # left by a trainer killed after writing the record
-            from ablate.track.lock import remove_stale_lock
-
-            remove_stale_lock(plan.files.lock_path)
+        remove_stale_lock(plan.files.lock_path)  # a file left by a trainer killed after writing the record
         return existing
     if existing and plan.force:
         log.info("force: previous run kept at %s", plan.files.set_aside())
