@@ -27,7 +27,9 @@ synchronizations.
    1,000-image validation pass. Goal: CA epoch / plain epoch <= 1.3 (SE and CBAM beside it).
 3. ``mbv2``: one training step of MobileNetV2-1.0 at 32 px (the CIFAR experiment's net: small
    stem, 10 classes, batch 128, SGD with Nesterov momentum, channels_last). Goal: CA step /
-   plain step <= 1.10.
+   plain step <= 1.10. Beside it, the floor any CA implementation has here: the same net with
+   every CA block replaced by ``TrafficFloor``, which makes only the memory passes every CA
+   must make (no pooling maths, no strip MLP, no gate values).
 """
 from __future__ import annotations
 
@@ -92,6 +94,48 @@ class LinearSE(nn.Module):
         y = F.linear(x.mean((2, 3)), s.fc1.weight.flatten(1), s.fc1.bias)
         y = s.act(s.bn(y.view(*y.shape, 1, 1))).flatten(1)
         return x * s.gate(F.linear(y, s.fc2.weight.flatten(1), s.fc2.bias)).view(*x.shape[:2], 1, 1)
+
+
+class _Passes(torch.autograd.Function):
+    """The memory traffic no CA can avoid, and nothing else: forward, one read of x (both strip
+    means) and the gated output (read x, write a new tensor: x is its ReLU6's saved output);
+    backward, one read of the gradient and x (both strip-gradient sums) and the input gradient
+    (read the gradient, write it in place)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        x.sum()
+        return x * 0.5
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        torch.dot(_flat(g), _flat(x))
+        return g.mul_(0.5)
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s elements as a 1-D view in memory order (no copy, NCHW or channels_last)."""
+    return t.permute(0, 2, 3, 1).reshape(-1) if t.dim() == 4 and not t.is_contiguous() else t.reshape(-1)
+
+
+class TrafficFloor(nn.Module):
+    """Stands in for a CA block: what a perfectly fused CA kernel would still cost (a lower bound)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Passes.apply(x)
+
+
+def with_traffic_floor(model: nn.Module) -> nn.Module:
+    """``model`` with every CA block replaced by ``TrafficFloor``."""
+    from ablate.models.attention import CoordAttention
+
+    for mod in list(model.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, CoordAttention):
+                setattr(mod, name, TrafficFloor())
+    return model
 
 
 class ConvSE(nn.Module):
@@ -241,7 +285,10 @@ def bench_mbv2(args) -> None:
 
     def step_fn(att: str) -> Callable[[], None]:
         torch.manual_seed(0)
-        model = create_model("mobilenet_v2", num_classes=10, stem="small", attention=att).to(DEV, memory_format=cl)
+        model = create_model("mobilenet_v2", num_classes=10, stem="small",
+                             attention="ca" if att == "floor" else att).to(DEV, memory_format=cl)
+        if att == "floor":
+            model = with_traffic_floor(model)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5)
         crit = nn.CrossEntropyLoss()
 
@@ -253,12 +300,15 @@ def bench_mbv2(args) -> None:
             loss.item()
         return f
 
-    kinds = ["none", "se", "ca"]
+    kinds = ["none", "se", "ca", "floor"]
     t = interleaved({k: step_fn(k) for k in kinds}, args.rounds)
     print(f"\n[mbv2] one training step, MobileNetV2-1.0, 32 px (small stem), batch 128, {where(args)}, "
           f"ms (best of {args.rounds} rounds)")
     print("  " + "  ".join(f"{k} {ms(t[k]):.0f}" for k in kinds) + f"   se/plain {ratio(t, 'se', 'none'):.2f}")
     print(f"goal 3 CA step / plain step: {verdict(ratio(t, 'ca', 'none'), GOALS['mbv2'], round_ratio(t, 'ca', 'none'), ratio(t, 'cpu:ca', 'cpu:none'))}")
+    print(f"  floor of any CA here (TrafficFloor: only the passes a CA must make) / plain step: "
+          f"{ratio(t, 'floor', 'none'):.2f}   [median of per-round ratios {round_ratio(t, 'floor', 'none'):.2f}; "
+          f"CPU time {ratio(t, 'cpu:floor', 'cpu:none'):.2f}]")
 
 
 def where(args) -> str:
